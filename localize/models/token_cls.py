@@ -1,0 +1,75 @@
+"""Token classification (NER): first-subtoken labels in, word-level strict span F1 out."""
+from __future__ import annotations
+
+import torch
+from torchmetrics import MaxMetric
+
+from localize.models.module import LocalizeLitModule
+from localize.tracking.metrics import SpanF1
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
+
+
+class TokenClassificationLitModule(LocalizeLitModule):
+    """NER system. Batches carry ``word_index`` (token position read for each word, -1 if
+    truncated) and ``word_labels`` (gold tag id per word) so scoring is per word, not per piece."""
+
+    def __init__(self, *args, max_words: int = 512, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # B-X -> I-X by id: a word that shares its token with the previous word continues that
+        # word's entity (one token cannot start two entities).
+        ids = {t: i for i, t in enumerate(self.label_names)}
+        inside = [ids.get("I-" + t[2:], i) if t.startswith("B-") else i for i, t in enumerate(self.label_names)]
+        self.register_buffer("b_to_i", torch.tensor(inside), persistent=False)
+        self.val_metric = SpanF1(self.id2label, max_words=max_words)
+        self.test_metric = SpanF1(self.id2label, max_words=max_words)
+        self.val_f1_best = MaxMetric()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        # The loss comes out of the HF/peft forward: AdaLoRA adds its orthogonal regulariser there.
+        loss = self(**{k: batch[k] for k in MODEL_INPUTS}).loss
+        n_tokens = int(batch["attention_mask"].sum())
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        self.log("train/tokens", float(n_tokens), reduce_fx="sum", on_step=False, on_epoch=True)
+        return loss
+
+    def _eval_step(self, batch: dict[str, torch.Tensor], metric: SpanF1, stage: str) -> None:
+        out = self(**{k: batch[k] for k in MODEL_INPUTS})
+        self.log(f"{stage}/loss", out.loss, batch_size=batch["input_ids"].shape[0], sync_dist=True)
+        pred = word_predictions(out.logits, batch["word_index"], self.b_to_i)
+        metric.update(pred, batch["word_labels"], batch["index"])
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, self.val_metric, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self.val_metric.compute()
+        self.val_metric.reset()
+        self.val_f1_best(scores["f1"])
+        self.log_dict({f"val/{k}": v for k, v in scores.items()})
+        self.log("val/f1_best", self.val_f1_best.compute(), prog_bar=True)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, self.test_metric, "test")
+
+    def on_test_epoch_end(self) -> None:
+        scores = self.test_metric.compute()
+        self.test_metric.reset()
+        self.log_dict({f"test/{k}": v for k, v in scores.items()})
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return word_predictions(logits, batch["word_index"], self.b_to_i)
+
+
+def word_predictions(logits: torch.Tensor, word_index: torch.Tensor, b_to_i: torch.Tensor) -> torch.Tensor:
+    """Predicted label id per word, read at the word's token position (-100 for truncated words).
+
+    A word that shares its token with the previous word gets the token's label turned from B-X to
+    I-X (same rule as ``alignment.words_from_predictions``).
+    """
+    picked = logits.argmax(-1).gather(1, word_index.clamp(min=0))
+    shared = torch.zeros_like(word_index, dtype=torch.bool)
+    shared[:, 1:] = (word_index[:, 1:] == word_index[:, :-1]) & (word_index[:, 1:] >= 0)
+    picked = torch.where(shared, b_to_i[picked], picked)
+    return picked.masked_fill(word_index < 0, -100)

@@ -1,0 +1,56 @@
+"""Run statistics every run records: wall time, s/epoch, training tokens/s, peak memory."""
+from __future__ import annotations
+
+import resource
+import time
+
+import pytorch_lightning as pl
+import torch
+
+
+def peak_memory_mb() -> dict[str, float]:
+    """Peak RSS of this process (CPU) and peak allocated CUDA memory (GPU), in MB."""
+    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if torch.cuda.is_available():
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+class RunStatsCallback(pl.Callback):
+    """Times training epochs and counts non-pad training tokens (``attention_mask`` sum)."""
+
+    def __init__(self) -> None:
+        self.stats: dict[str, float] = {}
+        self._tokens = 0
+        self._train_time = 0.0
+        self._epoch_times: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._tokens += int(batch["attention_mask"].sum())
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        # Includes the validation pass that Lightning runs inside the epoch; the train-only time
+        # is epoch time minus validation, tracked below.
+        self._epoch_times.append(time.perf_counter() - self._epoch_start)
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self._val_start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.training or trainer.state.fn == "fit":
+            self._train_time -= time.perf_counter() - self._val_start
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        train_time = sum(self._epoch_times) + self._train_time
+        self.stats = {
+            "epochs": len(self._epoch_times),
+            "s_per_epoch": train_time / max(len(self._epoch_times), 1),
+            "train_tokens": self._tokens,
+            "train_tokens_per_s": self._tokens / max(train_time, 1e-9),
+            **peak_memory_mb(),
+        }
+        for logger in trainer.loggers:
+            logger.log_metrics({f"perf/{k}": v for k, v in self.stats.items()}, step=trainer.global_step)

@@ -1,0 +1,111 @@
+"""Train, evaluate once on test, record: ``python -m localize.train +locale=ja task=ner adapter=lora``.
+
+Orchestration only — every object comes from the config via ``_target_``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from localize.tracking.callbacks import RunStatsCallback, peak_memory_mb
+from localize.tracking.record import RECORD, atomic_write_json, git_state, machine, versions
+from localize.tracking.storage import save_trainable
+from localize.tracking.metrics import SEQEVAL_MODE
+from localize.utils import build, check_writable, instantiate_dict, quiet_libraries, resolved_config
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one training job; returns the run record (also written to ``<run dir>/run.json``)."""
+    start = time.perf_counter()
+    out_dir = cfg.paths.output_dir
+    check_writable(out_dir)
+    pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule = build(cfg.data)
+    module = build(cfg.module, **datamodule.module_kwargs())
+    callbacks = instantiate_dict(cfg.callbacks) + instantiate_dict(cfg.adapter.get("callbacks"))
+    loggers = instantiate_dict(cfg.logger)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    config = resolved_config(cfg)
+    for lg in trainer.loggers:
+        lg.log_hyperparams(config)
+        lg.log_metrics({f"params/{k}": v for k, v in module.param_counts.items()}, step=0)
+
+    if cfg.ckpt_path and not os.path.isfile(cfg.ckpt_path):
+        raise FileNotFoundError(f"checkpoint '{cfg.ckpt_path}' not found: pass ckpt_path=<run dir>/checkpoints/last.ckpt")
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if cfg.test:
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None)
+        metrics.update(tested[0] if tested else {})
+
+    if not trainer.is_global_zero:
+        return {}
+    stats = next((c.stats for c in callbacks if isinstance(c, RunStatsCallback)), {})
+    storage = save_trainable(module, os.path.join(out_dir, "model"))
+    record = {
+        "run_name": cfg.run_name,
+        "task": cfg.task.name,
+        "locale": cfg.get("locale", {}).get("code") if cfg.get("locale") else None,
+        "model": cfg.model.name,
+        "adapter": cfg.adapter.name,
+        "seed": cfg.seed,
+        "tags": list(cfg.tags),
+        "metrics": metrics,
+        "results": module.extra_results(),
+        "params": module.param_counts,
+        "storage": storage,
+        "perf": {**stats, **peak_memory_mb(), "wall_s": time.perf_counter() - start},
+        "data": getattr(datamodule, "data_info", {}),
+        "scoring": SEQEVAL_MODE if cfg.task.name == "ner" else None,
+        "wandb_id": next((lg.experiment.id for lg in trainer.loggers if hasattr(lg.experiment, "id")), None),
+        "git": git_state(),
+        "versions": versions(),
+        "machine": machine(),
+        "config": config,
+    }
+    for lg in trainer.loggers:
+        lg.log_metrics({f"storage/{k}": v for k, v in storage.items()}, step=trainer.global_step)
+    atomic_write_json(os.path.join(out_dir, RECORD), record)  # last: its presence means "finished"
+    _print_summary(record)
+    return record
+
+
+HEADLINE = ("f1", "f1_macro", "accuracy", "chrf", "bleu", "placeholder_preservation")
+
+
+def _print_summary(record: dict[str, Any]) -> None:
+    m = record["metrics"]
+    shown = {k: v for k, v in m.items() if k.split("/")[0] == "test" and k.split("/")[1] in HEADLINE}
+    log.info("run %s finished: %s", record["run_name"], shown)
+    print(f"[localize] {record['run_name']}: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items())
+          + f" | trainable {record['params']['trainable_share']:.2%} | stored {record['storage']['stored_mb']:.1f} MB"
+          + f" | {record['perf'].get('s_per_epoch', 0):.1f} s/epoch")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    quiet_libraries()
+    import wandb
+
+    try:
+        record = train(cfg)
+    finally:
+        wandb.finish()  # a multirun goes on with a clean W&B state even after a crashed job
+    metric = record.get("metrics", {}).get(cfg.get("optimized_metric"))
+    return metric
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Under each PEFT method only adapter (and head) parameters change (peft test_only_params_are_updated)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from conftest import compose_cfg
+
+HEAD = ("classifier", "pooler", "modules_to_save")
+ADAPTER_KEYS = {"lora": ("lora_",), "adalora": ("lora_",), "prefix": ("prompt_encoder",)}
+
+
+def _steps(module, batches, n=3):
+    opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-2)
+    module.train()
+    for batch in batches[:n]:
+        loss = module(**{k: batch[k] for k in ("input_ids", "attention_mask", "labels")}).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+
+
+@pytest.mark.parametrize("task", ["ner", "sentiment"])
+@pytest.mark.parametrize("adapter", ["lora", "adalora", "prefix", "full_frozen_emb", "full"])
+def test_only_adapter_and_head_params_change(task, adapter):
+    torch.manual_seed(0)
+    cfg = compose_cfg(["+locale=ja" if task == "ner" else "+locale=zh", f"task={task}", "model=tiny_random",
+                       f"adapter={adapter}", "data.batch_size=4", "data.max_train_examples=12"], "/tmp/x")
+    dm = instantiate(cfg.data)
+    dm.setup("fit")
+    module = instantiate(cfg.module, **dm.module_kwargs())
+    before = {n: p.detach().clone() for n, p in module.named_parameters()}
+    _steps(module, list(dm.train_dataloader()))
+    changed = {n for n, p in module.named_parameters() if not torch.equal(before[n], p.detach())}
+    trainable = {n for n, p in module.named_parameters() if p.requires_grad}
+    assert changed, "nothing trained"
+    assert changed <= trainable, f"frozen parameters changed: {sorted(changed - trainable)[:5]}"
+    if adapter in ADAPTER_KEYS:
+        for name in trainable:
+            assert any(k in name for k in ADAPTER_KEYS[adapter] + HEAD), f"unexpected trainable {name}"
+        assert any(any(k in n for k in ADAPTER_KEYS[adapter]) for n in changed)
+        assert any(any(k in n for k in HEAD) for n in changed), "the task head must train"
+    if adapter == "full_frozen_emb":
+        assert not any("word_embeddings" in n for n in trainable)
+    if task == "sentiment" and adapter in ADAPTER_KEYS:
+        # The converted e5 has no pooler weights: it must train and be saved with the adapter.
+        assert any("pooler" in n for n in changed)

@@ -1,0 +1,65 @@
+"""Every config option composes, and the ones that run offline instantiate (LHT test_configs)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from conftest import CONF, compose_cfg
+
+OPTIONS = {g: sorted(p.stem for p in (Path(CONF) / g).glob("*.yaml")) for g in
+           ("model", "locale", "task", "adapter", "trainer", "logger", "experiment", "hparams_search")}
+OFFLINE_MODELS = {"e5_small", "minilm", "tiny_random"}
+
+
+@pytest.mark.parametrize("locale", OPTIONS["locale"])
+@pytest.mark.parametrize("task", ["ner", "sentiment", "classification"])
+def test_locale_task_compose(locale, task):
+    cfg = compose_cfg([f"+locale={locale}", f"task={task}"], "/tmp/x")
+    OmegaConf.resolve(cfg)
+    assert cfg.locale.code == locale and cfg.data.locale.code == locale
+    assert cfg.task.name == task
+
+
+@pytest.mark.parametrize("adapter", OPTIONS["adapter"])
+@pytest.mark.parametrize("task", ["ner", "sentiment"])
+def test_adapter_instantiates_on_tiny_model(adapter, task):
+    cfg = compose_cfg(["+locale=ja", f"task={task}", "model=tiny_random", f"adapter={adapter}"], "/tmp/x")
+    module = instantiate(cfg.module, label_names=["O", "B-X", "I-X"])
+    counts = module.param_counts
+    assert 0 < counts["trainable"] <= counts["total"]
+    assert (counts["trainable"] < counts["total"]) == (cfg.adapter.peft is not None or cfg.adapter.freeze_embeddings)
+
+
+@pytest.mark.parametrize("model", OPTIONS["model"])
+def test_model_configs_compose(model):
+    cfg = compose_cfg(["+locale=ja", "task=ner", f"model={model}"], "/tmp/x")
+    OmegaConf.resolve(cfg)
+    assert cfg.module.backbone.name_or_path == cfg.model.name_or_path
+    if model in OFFLINE_MODELS:
+        instantiate(cfg.data)  # tokenizer path resolves offline
+
+
+@pytest.mark.parametrize("group", ["trainer", "logger"])
+def test_trainer_and_logger_options_compose(group):
+    for option in OPTIONS[group]:
+        cfg = compose_cfg(["+locale=ja", f"{group}={option}"], "/tmp/x")
+        OmegaConf.resolve(cfg)
+
+
+def test_every_experiment_composes():
+    for option in OPTIONS["experiment"]:
+        cfg = compose_cfg([f"experiment={option}"], "/tmp/x")
+        OmegaConf.resolve(cfg)
+
+
+@pytest.mark.parametrize("override,group", [("adapter=lorra", "adapter"), ("task=nerr", "task"),
+                                            ("model=e6_small", "model"), ("+locale=xx", "locale")])
+def test_unknown_choice_lists_options(override, group):
+    with pytest.raises((ConfigCompositionException, MissingConfigException)) as err:
+        compose_cfg([override], "/tmp/x")
+    message = str(err.value)
+    assert "Available options" in message and OPTIONS[group][0] in message

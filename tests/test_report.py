@@ -1,0 +1,138 @@
+"""Tests for localize.report on fake run dirs with known numbers."""
+
+import csv
+import json
+import math
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from localize.report import (
+    collect,
+    learning_curve,
+    main,
+    summarize,
+    wandb_run_to_record,
+    write_report,
+)
+
+# (adapter, seed, test/f1, trainable, stored_mb, s_per_epoch): lora f1 0.5 and 0.7 -> mean 0.6,
+# sample std (ddof=1) sqrt(((0.5-0.6)^2 + (0.7-0.6)^2) / 1) = 0.141421...
+RUNS = [("lora", 1, 0.5, 1_000, 0.5, 2.0), ("lora", 2, 0.7, 1_000, 0.5, 4.0),
+        ("full", 1, 0.8, 100_000, 40.0, 10.0), ("baseline_zero_shot", 1, 0.1, 0, 0.0, 0.0)]
+
+
+def make_run(root, adapter, seed, f1, trainable, stored, s_epoch, finished=True, multirun=False):
+    name = f"ner-ja-tiny-{adapter}-s{seed}"
+    run_dir = root / ("multiruns/2026-01-01_00-00-00" if multirun else f"runs/{name}") / (
+        f"{seed}-{name}" if multirun else "2026-01-01_00-00-00")
+    (run_dir / "csv").mkdir(parents=True)
+    epochs = 2
+    with open(run_dir / "csv" / "metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "step", "train/loss", "val/f1", "val/loss", "test/f1"])
+        for e in range(epochs):
+            w.writerow([e, 10 * e + 5, 1.0, "", "", ""])
+            w.writerow([e, 10 * e + 9, "", f1 * (e + 1) / epochs, 0.5, ""])  # val/f1 reaches f1
+        w.writerow([epochs, 20, "", "", "", f1])
+    if finished:
+        record = {
+            "run_name": name, "task": "ner", "locale": "ja", "model": "tiny", "adapter": adapter,
+            "seed": seed, "tags": [], "metrics": {"test/f1": f1, "val/f1_best": f1, "test/accuracy": 0.9},
+            "params": {"total": 100_000, "trainable": trainable, "trainable_share": trainable / 100_000},
+            "storage": {"stored_mb": stored, "full_model_mb": 40.0},
+            "perf": {"epochs": epochs, "s_per_epoch": s_epoch, "train_tokens_per_s": 1000.0,
+                     "peak_rss_mb": 700.0, "wall_s": 30.0},
+            "wandb_id": None, "config": {},
+        }
+        (run_dir / "run.json").write_text(json.dumps(record))
+    return run_dir
+
+
+@pytest.fixture()
+def logs(tmp_path):
+    root = tmp_path / "logs"
+    for i, run in enumerate(RUNS):
+        make_run(root, *run, multirun=i == 1)  # one run in a multirun layout
+    make_run(root, "lora", 3, 0.99, 1_000, 0.5, 2.0, finished=False)  # crashed: no run.json
+    return root
+
+
+def test_collect_skips_unfinished(logs):
+    df = collect(str(logs))
+    assert len(df) == 4
+    assert 3 not in set(df["seed"])  # the crashed run's numbers never count
+    assert len(df.attrs["skipped"]) == 1 and df.attrs["skipped"][0].endswith("ner-ja-tiny-lora-s3/2026-01-01_00-00-00")
+    assert set(df["adapter"]) == {"lora", "full", "baseline_zero_shot"}
+    assert df.loc[df["adapter"] == "full", "train_s"].item() == 20.0  # s/epoch x epochs
+
+
+def test_summarize_mean_and_sample_std(logs):
+    summary = summarize(collect(str(logs)))
+    lora = summary[summary["method"] == "lora"].iloc[0]
+    assert lora["n"] == 2 and lora["seeds"] == [1, 2] and lora["metric"] == "test/f1"
+    assert lora["mean"] == pytest.approx(0.6)
+    assert lora["std"] == pytest.approx(math.sqrt(0.02), abs=1e-12)  # sample std (ddof=1) = 0.1414
+    assert lora["s_per_epoch"] == pytest.approx(3.0) and lora["trainable_share"] == pytest.approx(0.01)
+    assert math.isnan(summary[summary["method"] == "full"].iloc[0]["std"])  # one seed: no spread
+    assert list(summary["method"]) == ["full", "lora", "baseline_zero_shot"]  # best first
+    assert summarize(collect(str(logs)), metric="test/accuracy")["mean"].tolist() == pytest.approx([0.9] * 3)
+
+
+def test_write_report_files(logs, tmp_path):
+    out = tmp_path / "out"
+    paths = write_report(str(logs), str(out))
+    assert paths["runs"] == 4 and paths["skipped"] == 1
+    md = (out / "comparison.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "method" not in line]
+    assert len(rows) == 3
+    assert "| lora | tiny | ja | ner | 1,2 | 2 | test/f1 | 0.6000 ± 0.1414 |" in md
+    assert "baseline_zero_shot" in md and "1 unfinished" in md
+    table = pd.read_csv(out / "comparison.csv")
+    assert table["method"].tolist() == ["full", "lora", "baseline_zero_shot"]
+    assert table.loc[1, "mean"] == pytest.approx(0.6) and table.loc[1, "std"] == pytest.approx(0.141421356)
+    names = {p.split("/")[-1] for p in paths["plots"]}
+    assert names == {"quality_vs_params.png", "quality_vs_time.png", "quality_vs_storage.png", "learning_curves.png"}
+    for p in paths["plots"]:
+        data = open(p, "rb").read()
+        assert len(data) > 1000 and data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]  # atomic writes left no temp files
+
+
+def test_learning_curve_per_epoch(logs):
+    run_dir = next(logs.glob("runs/ner-ja-tiny-full-s1/*"))
+    curve = learning_curve(str(run_dir / "csv" / "metrics.csv"), "val/f1")
+    assert curve.to_dict() == {0: pytest.approx(0.4), 1: pytest.approx(0.8)}
+
+
+def test_cli_default_out(logs, capsys):
+    assert main([str(logs)]) == 0
+    assert (logs / "report" / "comparison.md").exists()
+    assert "4 finished runs, 1 unfinished" in capsys.readouterr().out
+    assert main([str(logs)]) == 0  # the report folder itself is not mistaken for a run dir
+    assert "1 unfinished" in capsys.readouterr().out
+
+
+def test_wandb_run_to_record():
+    run = SimpleNamespace(
+        id="abc123", name="ner-ja-tiny-lora-s1", state="finished", tags=["model:tiny", "locale:ja", "adapter:lora", "mine"],
+        config={"task": {"name": "ner"}, "locale": {"code": "ja"}, "model": {"name": "tiny"},
+                "adapter": {"name": "lora"}, "seed": 1},
+        summary={"test/f1": 0.5, "val/f1_best": 0.6, "params/trainable_share": 0.01, "storage/stored_mb": 0.5,
+                 "perf/s_per_epoch": 2.0, "perf/epochs": 3, "_runtime": 5, "_wandb": {"runtime": 5}},
+    )
+    rec = wandb_run_to_record(run)
+    assert (rec["task"], rec["locale"], rec["model"], rec["adapter"], rec["seed"]) == ("ner", "ja", "tiny", "lora", 1)
+    assert rec["metrics"] == {"test/f1": 0.5, "val/f1_best": 0.6}
+    assert rec["params"] == {"trainable_share": 0.01} and rec["perf"] == {"s_per_epoch": 2.0, "epochs": 3}
+    assert rec["tags"] == ["mine"] and rec["wandb_id"] == "abc123"
+    flat = SimpleNamespace(**{**vars(run), "config": {"adapter.name": "prefix", "task/name": "ner"}})
+    assert wandb_run_to_record(flat)["adapter"] == "prefix" and wandb_run_to_record(flat)["locale"] == "ja"
+
+
+def test_wandb_offline_fails_clearly(logs, monkeypatch, capsys):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert main([str(logs), "--wandb-project", "me/proj"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read W&B project 'me/proj'" in err and "Traceback" not in err

@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install train test test-slow sync sweep report clean
+.PHONY: install train test test-slow sync sweep report clean experiment-full-vs-peft
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,21 @@ test: install
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow $(ARGS)
 
+# Upload offline W&B runs (needs WANDB_API_KEY); each run dir keeps its own wandb/ folder.
 sync:
-	$(BIN)/wandb sync --sync-all logs/wandb 2>/dev/null || $(BIN)/wandb sync logs/wandb/offline-run-*
+	find $${LOCALIZE_LOG_DIR:-logs} -type d -name 'offline-run-*' -prune -exec $(BIN)/wandb sync {} \;
+
+# Full vs PEFT on the embedded Japanese NER data, 3 seeds, then the report (experiments/full_vs_peft).
+experiment-full-vs-peft: install
+	bash experiments/full_vs_peft/run.sh
 
 report: install
 	$(BIN)/python -m localize.report logs/runs $(ARGS)
 
 clean:
 	rm -rf $(VENV) logs outputs .pytest_cache
+
+# W&B sweep (online): creates the sweep from the spec and starts an agent.
+SWEEP ?= conf/sweep/ner_lora.yaml
+sweep: install
+	$(BIN)/python -m localize.sweep $(SWEEP) $(ARGS)

@@ -23,7 +23,7 @@ from localize.tracking.record import RECORD
 
 log = logging.getLogger(__name__)
 
-GROUP = ["task", "locale", "model", "adapter"]
+GROUP = ["task", "locale", "model", "adapter", "train_n"]  # train_n: low-resource curves
 # Headline test metric per task (the one a method is ranked on); --metric overrides it.
 METRIC_BY_TASK = {"ner": "test/f1", "sentiment": "test/f1_macro", "classification": "test/f1_macro",
                   "translation": "test/chrf"}
@@ -72,6 +72,7 @@ def find_runs(folder: str) -> tuple[list[str], list[str]]:
 def record_to_row(record: dict[str, Any], run_dir: str | None = None, source: str = "local") -> dict[str, Any]:
     """Flatten one run record into a table row (metrics become columns such as ``test/f1``)."""
     row: dict[str, Any] = {k: record.get(k) for k in ("run_name", *GROUP, "seed")}
+    row["train_n"] = ((record.get("data") or {}).get("sizes") or {}).get("train")
     for section, keys in _SECTIONS.items():
         part = record.get(section) or {}
         row.update({k: part.get(k) for k in keys})
@@ -210,17 +211,17 @@ def summarize(df: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
         ``ddof=1``), then the mean ``trainable_share, trainable, stored_mb, s_per_epoch,
         train_s, peak_rss_mb, tokens_per_s``. Sorted by setting, best method first.
     """
-    cols = ["method", "model", "locale", "task", "seeds", "n", "metric", "mean", "std", "trainable_share",
+    cols = ["method", "model", "locale", "task", "train_n", "seeds", "n", "metric", "mean", "std", "trainable_share",
             "trainable", "stored_mb", "s_per_epoch", "train_s", "peak_rss_mb", "tokens_per_s"]
     rows = []
     for group, idx in df.groupby(GROUP).groups.items() if len(df) else []:
         runs = df.loc[idx]
-        task, locale, model, adapter = group
+        task, locale, model, adapter, train_n = group
         name = metric_for(task, metric)
         values = pd.to_numeric(runs[name], errors="coerce").dropna() if name in runs else pd.Series(dtype=float)
         seeds = sorted(runs["seed"].dropna().astype(int).tolist()) if "seed" in runs else []
         rows.append({
-            "method": adapter, "model": model, "locale": locale, "task": task, "seeds": seeds,
+            "method": adapter, "model": model, "locale": locale, "task": task, "train_n": train_n, "seeds": seeds,
             "n": len(runs), "metric": name,
             "mean": values.mean() if len(values) else math.nan,
             "std": values.std(ddof=1) if len(values) > 1 else math.nan,

@@ -69,7 +69,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "perf": {**stats, **peak_memory_mb(), "wall_s": time.perf_counter() - start},
         "data": getattr(datamodule, "data_info", {}),
         "scoring": SEQEVAL_MODE if cfg.task.name == "ner" else None,
-        "wandb_id": next((lg.experiment.id for lg in trainer.loggers if hasattr(lg.experiment, "id")), None),
+        "wandb_id": next((lg.experiment.id for lg in trainer.loggers
+                          if isinstance(getattr(lg.experiment, "id", None), str)), None),
         "git": git_state(),
         "versions": versions(),
         "machine": machine(),

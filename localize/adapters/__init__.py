@@ -47,6 +47,7 @@ def apply_adapter(
         peft_config.modules_to_save = sorted(set(existing) | set(modules_to_save))
     if getattr(peft_config, "is_prompt_learning", False):
         model = enable_prefix_cache_kwarg(model)
+        _check_takes_prefixes(model, peft_config)
     try:
         wrapped = peft.get_peft_model(model, peft_config)
     except (ValueError, TypeError) as e:
@@ -56,3 +57,18 @@ def apply_adapter(
             f"(model.lora_target_modules), or pick another adapter."
         ) from e
     return wrapped
+
+
+def _check_takes_prefixes(model: nn.Module, peft_config) -> None:
+    """Prefix tuning feeds key/value prefixes as a cache: fail now, not deep inside a forward."""
+    import inspect
+
+    if type(peft_config).__name__ != "PrefixTuningConfig":
+        return
+    encoder = getattr(model, "base_model", model)
+    params = inspect.signature(encoder.forward).parameters
+    if "past_key_values" not in params and "cache" not in params:
+        raise ValueError(
+            f"adapter=prefix needs a backbone whose attention accepts past key values; "
+            f"{type(encoder).__name__} does not. Use adapter=lora (or adalora/full) with this model"
+        )

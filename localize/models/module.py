@@ -123,6 +123,26 @@ class LocalizeLitModule(pl.LightningModule):
                 f"e.g. {missing[:3]}; use the adapter=... and task=... the checkpoint was trained with"
             )
 
+    def prepare_inference(self, tokenizer: Any, locale: dict[str, Any] | None = None, **options: Any) -> "LocalizeLitModule":
+        """Attach what ``predict_texts`` needs besides the weights, and switch to eval mode.
+
+        In training the datamodule owns the tokenizer and the locale's text handling; raw-text
+        inference has no datamodule, so the loader (``localize.adapters.bank.load_run``) hands
+        them over here, taken from the run's own config.
+
+        Args:
+            tokenizer: the run's fast tokenizer.
+            locale: the locale config (normalisation, ``space_separated``, ``segmenter``).
+            **options: data settings of the run (``max_length``, ``max_chars``, ``truncation``)
+                and inference choices (``segmenter``, ``batch_size``).
+
+        Returns:
+            self, in eval mode.
+        """
+        self.tokenizer = tokenizer
+        self.inference_options = {"locale": dict(locale or {}), **options}
+        return self.eval()
+
     def extra_results(self) -> dict[str, Any]:
         """Non-scalar results for the run record (e.g. a confusion matrix); tasks override."""
         return {}

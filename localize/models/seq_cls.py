@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import torch
+from torch import nn
 import torch.nn.functional as F
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
@@ -98,3 +101,51 @@ class SequenceClassificationLitModule(LocalizeLitModule):
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.softmax(-1)
+
+    def predict_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """Classify raw texts (after ``prepare_inference``); see ``classify_texts``."""
+        opts = self.inference_options
+        return classify_texts(self.model, self.tokenizer, self.label_names, texts, locale=opts["locale"],
+                              max_length=opts.get("max_length", 256), max_chars=opts.get("max_chars"),
+                              truncation=opts.get("truncation", "head"), batch_size=opts.get("batch_size", 32))
+
+
+@torch.inference_mode()
+def classify_texts(model: nn.Module, tokenizer: Any, label_names: Sequence[str], texts: Sequence[str], *,
+                   locale: dict[str, Any] | None = None, max_length: int = 256, max_chars: int | None = None,
+                   truncation: str = "head", batch_size: int = 32) -> list[dict[str, Any]]:
+    """Classify raw texts, preparing them as the datamodule did in training.
+
+    Args:
+        model: HF or peft sequence-classification model (its active adapter is used).
+        tokenizer: the run's tokenizer.
+        label_names: id -> label, as trained.
+        texts: raw texts.
+        locale: locale config (``normalization``).
+        max_length: token truncation length.
+        max_chars: character pre-truncation budget (None: none).
+        truncation: ``head`` or ``head_tail`` (as ``data.truncation``).
+        batch_size: texts per forward pass.
+
+    Returns:
+        Per text: ``text``, ``label`` (argmax) and ``probabilities`` (label -> softmax probability).
+    """
+    from localize.data.cls_readers import truncate_text
+    from localize.data.datamodule import normalize
+
+    form = (locale or {}).get("normalization")
+    device = next(model.parameters()).device
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(texts), batch_size):
+        chunk = list(texts[start:start + batch_size])
+        prepared = [normalize(t, form) for t in chunk]
+        if max_chars:
+            prepared = [truncate_text(t, max_chars, truncation) for t in prepared]
+        enc = tokenizer(prepared, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+        logits = model(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device)).logits
+        probs = logits.float().softmax(-1).cpu()
+        for text, p in zip(chunk, probs.tolist()):
+            best = max(range(len(p)), key=p.__getitem__)
+            out.append({"text": text, "label": label_names[best],
+                        "probabilities": {name: prob for name, prob in zip(label_names, p)}})
+    return out

@@ -50,8 +50,9 @@ def wandb_logger(
             resume="allow" if run_id else None,
         )
         experiment = logger.experiment  # start now, so failures surface here and not mid-training
-        with open(id_file, "w") as f:
-            f.write(experiment.id)
+        if isinstance(getattr(experiment, "id", None), str):  # DDP ranks > 0 hold a dummy experiment
+            with open(id_file, "w") as f:
+                f.write(experiment.id)
         return logger
     except Exception as e:  # W&B down, bad key, no disk: the run goes on with its local record
         warnings.warn(f"W&B unavailable ({type(e).__name__}: {e}); logging locally only (CSV + run.json)")

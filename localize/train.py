@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import zipfile
 from typing import Any
 
 import hydra
@@ -41,9 +42,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         lg.log_hyperparams(config)
         lg.log_metrics({f"params/{k}": v for k, v in module.param_counts.items()}, step=0)
 
-    if cfg.ckpt_path and not os.path.isfile(cfg.ckpt_path):
-        raise FileNotFoundError(f"checkpoint '{cfg.ckpt_path}' not found: pass ckpt_path=<run dir>/checkpoints/last.ckpt")
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    ckpt_path = resume_checkpoint(cfg.ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.test:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -81,6 +81,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     atomic_write_json(os.path.join(out_dir, RECORD), record)  # last: its presence means "finished"
     _print_summary(record)
     return record
+
+
+def resume_checkpoint(path: str | None) -> str | None:
+    """A checkpoint file, or a run dir's ``checkpoints/last.ckpt``; one clear error if missing."""
+    if not path:
+        return None
+    candidate = os.path.join(path, "checkpoints", "last.ckpt") if os.path.isdir(path) else path
+    if not os.path.isfile(candidate):
+        raise FileNotFoundError(
+            f"checkpoint '{candidate}' not found: pass resume=<run dir> (with checkpoints/last.ckpt) "
+            f"or ckpt_path=<file.ckpt>"
+        )
+    if not zipfile.is_zipfile(candidate):  # torch.save's format; a truncated copy fails here, not mid-load
+        raise ValueError(f"checkpoint '{candidate}' is corrupt or not a Lightning checkpoint: "
+                         f"resume from another one (checkpoints/best.ckpt) or retrain")
+    return candidate
 
 
 HEADLINE = ("f1", "f1_macro", "accuracy", "chrf", "bleu", "placeholder_preservation")

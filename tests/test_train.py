@@ -64,6 +64,7 @@ def test_wandb_offline_run_is_kept(make_cfg, tmp_path):
     (["data.batch_size=0"], ValueError, "data.batch_size must be > 0"),
     (["adapter=lora", "adapter.peft.r=0"], ValueError, "r"),
     (["ckpt_path=/nonexistent/last.ckpt"], FileNotFoundError, "ckpt_path="),
+    (["ckpt_path=/etc/hostname"], ValueError, "checkpoint"),
 ])
 def test_bad_hyperparameters_fail_clearly(make_cfg, override, error, match):
     with pytest.raises(error, match=match):

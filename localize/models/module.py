@@ -6,6 +6,7 @@ loss/metrics logic; no training loop is copied per method or per task.
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any, Callable
 
 import pytorch_lightning as pl
@@ -103,6 +104,8 @@ class LocalizeLitModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # RNG states make a resumed run continue exactly like an uninterrupted one (dropout masks).
+        checkpoint["localize_rng"] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
         if self.strict_loading:
             return
         trainable = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
@@ -110,6 +113,11 @@ class LocalizeLitModule(pl.LightningModule):
         checkpoint["localize_base_model"] = self.hparams.base_model
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        rng = checkpoint.get("localize_rng")
+        if rng is not None and self._trainer is not None and self._trainer.state.fn == "fit":
+            torch.set_rng_state(rng["torch"])
+            state = random.getstate()
+            random.setstate((state[0], tuple(rng["python"]), state[2]))
         base = checkpoint.get("localize_base_model")
         if base is not None and self.hparams.base_model is not None and base != self.hparams.base_model:
             raise ValueError(

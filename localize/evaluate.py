@@ -1,0 +1,209 @@
+"""Evaluate a trained run (any method) or the base model on any locale's test split, and record it.
+
+    python -m localize.evaluate run=<run dir>                       # its own test split again
+    python -m localize.evaluate run=<run dir> +locale=ko task=ner   # another locale's data
+    python -m localize.evaluate run=<run dir> data.path=my.conll    # any local file
+    python -m localize.evaluate run=<run dir> ckpt_path=<run dir>/checkpoints/last.ckpt
+    python -m localize.evaluate model=e5_small +locale=ja task=ner  # base model, head trained 0 steps
+
+The evaluated run's own config rebuilds its model (``localize.adapters.bank.load_run``); the data
+comes from the composed config (task, ``+locale``, ``data.*``) through the normal datamodule and
+``trainer.test``. The result is a run record (``run.json``, ``job_type: evaluate``) in its own
+dir under ``logs/evals/``.
+
+"Before localization": a backbone with a freshly initialised head scores ~0 span F1 on NER —
+a floor, not a baseline (``run=null``: recorded with ``head: untrained``). The meaningful
+"before" figure is zero-shot transfer: a run trained on *another* locale evaluated on this one
+(the off-diagonal of ``experiments/transfer``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from localize.adapters.bank import RunInfo, _same_weights, load_run, read_run
+from localize.data.errors import DataError
+from localize.tracking.callbacks import peak_memory_mb
+from localize.tracking.metrics import SEQEVAL_MODE
+from localize.tracking.record import RECORD, atomic_write_json, git_state, machine, versions
+from localize.utils import build, check_writable, instantiate_dict, quiet_libraries, resolved_config
+
+log = logging.getLogger(__name__)
+
+# Data settings that define the test split: left null in conf/evaluate.yaml, they are taken from
+# the evaluated run when it is evaluated on the data source it trained on — the same seed and sizes
+# give the same test split, so training sentences of an unsplit corpus never leak into the test.
+SPLIT_KEYS = ("split_sizes", "max_eval_examples")
+
+
+def _eval_name(run: str | None, model: str | None, locale: str | None, task: str | None) -> str:
+    """Run-dir name of an evaluation: ``eval-<run name>-on-<locale>`` (Hydra resolver)."""
+    if run:
+        try:
+            name = read_run(run).name
+        except (OSError, ValueError):  # the real error is raised, with its fix, inside evaluate()
+            name = os.path.basename(os.path.normpath(str(run)))
+    else:
+        name = f"base-{task}-{model}"
+    return f"eval-{name}-on-{locale or 'own'}"
+
+
+OmegaConf.register_new_resolver("localize_eval_name", _eval_name, replace=True)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate ``cfg.run`` (or the base ``cfg.model``) on the configured data; returns the record
+    (also written to ``<output dir>/run.json``).
+
+    Raises:
+        FileNotFoundError: no such run dir, no ``run.json``, no saved model, no checkpoint.
+        ValueError: corrupt weights; ``model=`` naming another base than the run's; a task head
+            the run does not have; no ``run=`` and no ``model=``.
+        DataError: evaluation data with labels the model was not trained on.
+    """
+    start = time.perf_counter()
+    out_dir = cfg.paths.output_dir
+    check_writable(out_dir)
+    info = read_run(cfg.run) if cfg.get("run") else None
+    _configure(cfg, info)
+    pl.seed_everything(int(cfg.data.seed), workers=True)
+
+    datamodule = build(cfg.data)
+    try:
+        labels = datamodule.label_names if hasattr(datamodule, "label_names") else None
+    except DataError as e:
+        if info is None:
+            raise
+        raise DataError(f"{e}. The model of {info.run_dir} knows only {info.labels}: evaluate it on data with "
+                        f"that label set") from None
+    if info is not None:
+        module = load_run(info.run_dir, ckpt_path=cfg.get("ckpt_path"))
+        head = "trained"
+    else:
+        module = build(cfg.module, **datamodule.module_kwargs())
+        head = "untrained (0 steps): a floor, not a baseline"
+        log.warning("evaluating %s with a randomly initialised head (no run= given)", cfg.model.name)
+    loggers = instantiate_dict(cfg.logger)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=[], logger=loggers or False)
+    config = resolved_config(cfg)
+    for lg in trainer.loggers:
+        lg.log_hyperparams(config)
+    tested = trainer.test(module, datamodule=datamodule)
+    metrics = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
+    if not trainer.is_global_zero:
+        return {}
+
+    locale = cfg.get("locale")
+    record = {
+        "job_type": "evaluate",
+        "run_name": cfg.run_name,
+        "evaluated_run": info.run_dir if info else None,
+        "evaluated_run_name": info.name if info else None,
+        "ckpt_path": cfg.get("ckpt_path") or (os.path.join(info.model_dir) if info else None),
+        "head": head,
+        "task": cfg.task.name,
+        "locale": locale.code if locale is not None else None,
+        "train_locale": info.record.get("locale") if info else None,
+        "model": cfg.model.name,
+        "adapter": info.record.get("adapter") if info else None,
+        "seed": info.record.get("seed") if info else int(cfg.seed),
+        "tags": list(cfg.get("tags") or []),
+        "metrics": metrics,
+        # What the run itself reported on its own test split, to compare with at a glance.
+        "run_metrics": {k: v for k, v in (info.record.get("metrics") or {}).items() if k.startswith("test/")}
+        if info else None,
+        "labels": list(labels) if labels is not None else None,
+        "results": module.extra_results(),
+        "params": (info.record.get("params") if info else None) or module.param_counts,
+        "perf": {**peak_memory_mb(), "wall_s": time.perf_counter() - start},
+        "data": getattr(datamodule, "data_info", {}),
+        "scoring": SEQEVAL_MODE if cfg.task.name == "ner" else None,
+        "wandb_id": next((lg.experiment.id for lg in trainer.loggers if hasattr(lg.experiment, "id")), None),
+        "git": git_state(),
+        "versions": versions(),
+        "machine": machine(),
+        "config": config,
+    }
+    atomic_write_json(os.path.join(out_dir, RECORD), record)
+    shown = {k: v for k, v in metrics.items() if k in ("test/f1", "test/f1_macro", "test/accuracy")}
+    print(f"[localize] {record['run_name']}: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items())
+          + (f" (run recorded test/f1={record['run_metrics'].get('test/f1', float('nan')):.4f})"
+             if info and "test/f1" in shown else ""))
+    return record
+
+
+def _configure(cfg: DictConfig, info: RunInfo | None) -> None:
+    """Fill the evaluation config from the evaluated run: its model, adapter, label set, split
+    settings, and its locale unless ``+locale`` names another one."""
+    with open_dict(cfg):
+        if info is None:
+            if cfg.get("model") is None:
+                raise ValueError("nothing to evaluate: pass run=<run dir> (a trained run), or model=<name> to "
+                                 "evaluate the base model with an untrained head")
+            cfg.data.seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
+            for key in ("max_length", *SPLIT_KEYS):
+                if cfg.data.get(key) is None:
+                    del cfg.data[key]  # the datamodule's own default
+            return
+        run_cfg = info.cfg
+        run_base = str(run_cfg.model.name_or_path)
+        if cfg.get("model") is not None and not _same_weights(str(cfg.model.name_or_path), run_base):
+            raise ValueError(f"{info.run_dir} was trained on base model '{run_base}' but model={cfg.model.name} "
+                             f"('{cfg.model.name_or_path}') was given: a run is evaluated on its own base; drop model=")
+        if cfg.task.head != run_cfg.task.head:
+            raise ValueError(f"{info.run_dir} is a {run_cfg.task.name} model ({run_cfg.task.head}) but task="
+                             f"{cfg.task.name} needs a {cfg.task.head}: pass task={run_cfg.task.name}")
+        cfg.model = OmegaConf.to_container(run_cfg.model, resolve=True)
+        cfg.model.tokenizer = info.tokenizer  # blanked in run.json by the secret filter
+        cfg.adapter = OmegaConf.to_container(run_cfg.adapter, resolve=True)
+        if cfg.get("locale") is None and run_cfg.get("locale") is not None:
+            cfg.locale = OmegaConf.to_container(run_cfg.locale, resolve=True)
+        cfg.seed = int(run_cfg.seed)
+        run_data = run_cfg.data
+        if cfg.data.seed is None:
+            cfg.data.seed = int(run_data.get("seed", run_cfg.seed))
+        if cfg.data.get("max_length") is None:
+            cfg.data.max_length = run_data.get("max_length", 256)
+        same_source = _source(cfg.data) == _source(run_data)
+        for key in SPLIT_KEYS:
+            if cfg.data.get(key) is None:
+                if same_source and run_data.get(key) is not None:
+                    cfg.data[key] = run_data[key]
+                else:
+                    del cfg.data[key]
+        if info.labels is not None and cfg.data.get("labels") is None:
+            cfg.data.labels = list(info.labels)  # the model's label set, in the model's id order
+
+
+def _source(data: DictConfig) -> tuple:
+    """The data a datamodule will read (path first, then the embedded corpus, then the hub)."""
+    path = OmegaConf.select(data, "path")
+    if path:
+        return ("path", os.path.abspath(str(path)))
+    offline = OmegaConf.select(data, "offline")
+    if offline:
+        return ("offline", offline)
+    return ("hub", OmegaConf.select(data, "hub"), OmegaConf.select(data, "hub_config"))
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> float | None:
+    quiet_libraries()
+    import wandb
+
+    try:
+        record = evaluate(cfg)
+    finally:
+        wandb.finish()
+    return record.get("metrics", {}).get(cfg.task.monitor.replace("val/", "test/"))
+
+
+if __name__ == "__main__":
+    main()

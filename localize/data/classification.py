@@ -12,12 +12,8 @@ class ClassificationDataModule(LocalizeDataModule):
     """One label per text.
 
     Args:
-        offline: embedded dataset of the locale (e.g. ``inews``).
-        hub: hub dataset id (``text``/``label`` columns) used when the hub is reachable.
-        hub_config: hub dataset configuration.
         text_field: text column of local files (``data.path``).
         label_field: label column of local files.
-        labels: fixed label set; None reads it from the training data.
         max_chars: character pre-truncation budget before tokenisation (long news bodies).
         truncation: ``head`` or ``head_tail`` (keeps the start and the end of long texts).
         use_class_weights: weight the loss by inverse class frequency (imbalanced data).
@@ -30,12 +26,8 @@ class ClassificationDataModule(LocalizeDataModule):
     def __init__(
         self,
         *args: Any,
-        offline: str | None = None,
-        hub: str | None = None,
-        hub_config: str | None = None,
         text_field: str = "text",
         label_field: str = "label",
-        labels: list[str] | None = None,
         max_chars: int = 2000,
         truncation: str = "head",
         use_class_weights: bool = False,
@@ -43,20 +35,10 @@ class ClassificationDataModule(LocalizeDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.offline, self.hub, self.hub_config = offline, hub, hub_config
         self.text_field, self.label_field = text_field, label_field
-        self.fixed_labels = list(labels) if labels else None
         self.max_chars, self.truncation = max_chars, truncation
         self.use_class_weights = use_class_weights
         self.split_sizes = dict(split_sizes) if split_sizes else None
-        self.normalization = self.locale.get("normalization")
-        self._label_names: list[str] | None = None
-
-    @property
-    def label_names(self) -> list[str]:
-        if self._label_names is None:
-            self.splits  # reading the data fixes the label set
-        return self._label_names
 
     def module_kwargs(self) -> dict[str, Any]:
         weights = class_weights(self.splits["train"], self.label_names).tolist() if self.use_class_weights else None

@@ -45,6 +45,10 @@ class LocalizeDataModule(pl.LightningDataModule):
         tokenizer: model ``name_or_path`` whose tokenizer encodes the data.
         locale: the composed locale config (dict) or None.
         path: local data file/folder (overrides the locale's datasets).
+        offline: embedded dataset of the locale for this task (e.g. ``hironsan``, ``inews``).
+        hub: hub dataset id, used when the hub is reachable.
+        hub_config: hub dataset configuration (e.g. the language).
+        labels: fixed label set; None reads it from the training data.
         batch_size: training batch size.
         eval_batch_size: evaluation batch size.
         max_length: maximum tokens per example.
@@ -62,6 +66,10 @@ class LocalizeDataModule(pl.LightningDataModule):
         tokenizer: str,
         locale: dict[str, Any] | None = None,
         path: str | None = None,
+        offline: str | None = None,
+        hub: str | None = None,
+        hub_config: str | None = None,
+        labels: list[str] | None = None,
         batch_size: int = 16,
         eval_batch_size: int = 32,
         max_length: int = 256,
@@ -77,6 +85,10 @@ class LocalizeDataModule(pl.LightningDataModule):
             if value is None or value <= 0:
                 raise ValueError(f"{name} must be > 0, got {value}: set {name}=<positive integer>")
         self.tokenizer_name, self.locale, self.path = tokenizer, dict(locale or {}), path
+        self.offline, self.hub, self.hub_config = offline, hub, hub_config
+        self.fixed_labels = list(labels) if labels else None
+        self.normalization = self.locale.get("normalization")
+        self._label_names: list[str] | None = None
         self.batch_size, self.eval_batch_size, self.max_length = batch_size, eval_batch_size, max_length
         self.max_train_examples, self.group_by_length = max_train_examples, group_by_length
         self.max_eval_examples = max_eval_examples
@@ -92,6 +104,13 @@ class LocalizeDataModule(pl.LightningDataModule):
 
     def _encode(self, example: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
+
+    @property
+    def label_names(self) -> list[str] | None:
+        """The label set, fixed when the data is read (before any max_train_examples cap)."""
+        if self._label_names is None:
+            self.splits
+        return self._label_names
 
     def module_kwargs(self) -> dict[str, Any]:
         """Data-derived constructor arguments of the task's LightningModule (e.g. the label set)."""
@@ -174,6 +193,6 @@ class LocalizeDataModule(pl.LightningDataModule):
         return DataError(
             f"no offline {self.task_name} data for locale '{code}'"
             + ("" if self.locale else " (no locale given: add +locale=ja or similar)")
-            + f": point at local files with data.path=/path/to/file, or allow hub access (unset HF_HUB_OFFLINE)"
+            + ": point at local files with data.path=/path/to/file, or allow hub access (unset HF_HUB_OFFLINE)"
             + " for the locale's hub dataset"
         )

@@ -16,10 +16,6 @@ class NerDataModule(LocalizeDataModule):
     """Word-level NER data aligned to subword tokens through character offsets.
 
     Args:
-        offline: name of an embedded corpus (from the locale config), e.g. ``hironsan``.
-        hub: hub dataset id (e.g. ``unimelb-nlp/wikiann``) used when the hub is reachable.
-        hub_config: hub dataset configuration (e.g. the language code).
-        labels: fixed label set; None reads it from the training data.
         split_sizes: train/dev/test sizes (ints or fractions) for sources without splits.
         char_level: label characters instead of words for span-JSON input (scripts without spaces).
         **kwargs: see ``LocalizeDataModule``.
@@ -30,28 +26,14 @@ class NerDataModule(LocalizeDataModule):
     def __init__(
         self,
         *args: Any,
-        offline: str | None = None,
-        hub: str | None = None,
-        hub_config: str | None = None,
-        labels: list[str] | None = None,
         split_sizes: tuple = (400, 50, 50),
         char_level: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.offline, self.hub, self.hub_config = offline, hub, hub_config
-        self.fixed_labels = list(labels) if labels else None
         self.split_sizes = tuple(split_sizes)
         self.space_separated = bool(self.locale.get("space_separated", True))
         self.char_level = (not self.space_separated) if char_level is None else char_level
-        self.normalization = self.locale.get("normalization")
-        self._label_names: list[str] | None = None
-
-    @property
-    def label_names(self) -> list[str]:
-        if self._label_names is None:
-            self.splits  # reading the data fixes the label set
-        return self._label_names
 
     def _load_splits(self) -> dict[str, list[dict]]:
         if self.path or self.offline:

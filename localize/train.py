@@ -33,7 +33,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule = build(cfg.data)
     module = build(cfg.module, **datamodule.module_kwargs())
-    callbacks = instantiate_dict(cfg.callbacks) + instantiate_dict(cfg.adapter.get("callbacks"))
+    callbacks = (instantiate_dict(cfg.callbacks) + instantiate_dict(cfg.adapter.get("callbacks"))
+                 + instantiate_dict(cfg.task.get("callbacks")))
     loggers = instantiate_dict(cfg.logger)
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 

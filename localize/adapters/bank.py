@@ -83,9 +83,11 @@ def read_run(run_dir: str) -> RunInfo:
     path = os.path.join(run_dir, RECORD)
     if not os.path.exists(path):
         inner = sorted(os.path.dirname(os.path.join(r, RECORD)) for r, _, fs in os.walk(run_dir) if RECORD in fs)
+        last = os.path.join(run_dir, "checkpoints", "last.ckpt")
         hint = f" (found one in {inner[0]}: pass that dir)" if inner else (
-            " — the run has not finished (crashed or still running): finish it with python -m localize.train "
-            f"<same overrides> ckpt_path={os.path.join(run_dir, 'checkpoints', 'last.ckpt')}, or pass a finished run dir")
+            " — it crashed, is still running, or is not a run dir: "
+            + (f"finish it with python -m localize.train <same overrides> ckpt_path={last}" if os.path.exists(last)
+               else "retrain it with python -m localize.train ...") + ", or pass a finished run dir")
         raise FileNotFoundError(f"'{run_dir}' has no {RECORD}, so it is not a finished run{hint}")
     try:
         with open(path) as f:

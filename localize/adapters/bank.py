@@ -165,22 +165,35 @@ def _run_tokenizer(run_dir: str, cfg: DictConfig) -> str:
                 return str(value)
         except Exception:  # an interpolation that needs Hydra's runtime: try the model file
             pass
-    conf_dir = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "conf"))
     name = cfg.get("model", {}).get("name")
-    if name and os.path.exists(os.path.join(conf_dir, "model", f"{name}.yaml")):
-        from hydra import compose, initialize_config_dir
-        from hydra.core.global_hydra import GlobalHydra
-
-        GlobalHydra.instance().clear()
-        try:
-            with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
-                node = compose(config_name="train", overrides=[f"model={name}"]).model
-            OmegaConf.set_struct(node, False)
-            node.name_or_path = str(cfg.model.name_or_path)  # ${.name_or_path} follows the run's weights
-            return str(node.tokenizer)
-        finally:
-            GlobalHydra.instance().clear()
+    node = _model_config(str(name)) if name else None
+    if node is not None and "tokenizer" in node:
+        node.name_or_path = str(cfg.model.name_or_path)  # ${.name_or_path} follows the run's weights
+        return str(node.tokenizer)
     return str(cfg.model.name_or_path)
+
+
+def _model_config(name: str, conf_dir: str | None = None) -> DictConfig | None:
+    """``conf/model/<name>.yaml`` with its defaults merged (``_self_`` last unless placed).
+
+    Read directly rather than through ``hydra.compose``: this may run inside a Hydra job, whose
+    global state must not be reset.
+    """
+    conf_dir = conf_dir or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "conf", "model"))
+    path = os.path.join(conf_dir, f"{name}.yaml")
+    if not os.path.exists(path):
+        return None
+    own = OmegaConf.load(path)
+    defaults = list(own.pop("defaults", []) or [])
+    if "_self_" not in defaults:
+        defaults.append("_self_")
+    merged = OmegaConf.create({})
+    for item in defaults:
+        part = own if item == "_self_" else _model_config(str(item), conf_dir)
+        if part is not None:
+            merged = OmegaConf.merge(merged, part)
+    OmegaConf.set_struct(merged, False)
+    return merged
 
 
 def base_identity(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:

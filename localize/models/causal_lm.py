@@ -85,10 +85,45 @@ class TranslationLitModule(LocalizeLitModule):
                            "eos_token_id": stops, "pad_token_id": self.pad_id}
         self.max_length, self.n_samples = max_length, n_samples
         self._slice_logits = _can_slice_logits(self.model)
+        if getattr(getattr(self.model, "active_peft_config", None), "is_prompt_learning", False):
+            self._check_generation_sees_adapter()
         self._records: dict[str, list[dict]] = {"val": [], "test": []}
         self.samples: dict[str, list[dict]] = {}
         self.scores: dict[str, dict[str, Any]] = {}
         self.val_chrf_best = MaxMetric()
+
+    def _check_generation_sees_adapter(self) -> None:
+        """Fail now if ``generate`` scores the next token differently from the training forward.
+
+        peft injects prefix-tuning key/values through ``past_key_values`` inside
+        ``prepare_inputs_for_generation``; transformers 5 passes the KV cache as ``cache`` there,
+        so with peft 0.21 the prefix is dropped (and the attention mask misaligned) at generation
+        time while training uses it: evaluation would silently score a different model.
+        """
+        import peft
+        import transformers
+
+        ids = torch.tensor([self.tokenizer("Open the file")["input_ids"]])
+        mask = torch.ones_like(ids)
+        modes = [(m, m.training) for m in self.modules()]
+        self.eval()
+        try:
+            with torch.no_grad():
+                forward = self.model(input_ids=ids, attention_mask=mask).logits[:, -1].float()
+                generated = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=1,
+                                                do_sample=False, num_beams=1, output_logits=True,
+                                                return_dict_in_generate=True, pad_token_id=self.pad_id)
+        finally:
+            for m, mode in modes:
+                m.training = mode
+        if not torch.allclose(forward, generated.logits[0].float(), atol=1e-3, rtol=1e-3):
+            name = type(self.model.active_peft_config).__name__
+            raise ValueError(
+                f"{name} does not reach generate() with peft {peft.__version__} + transformers "
+                f"{transformers.__version__} (the prefix goes in as past_key_values, which generation now passes "
+                f"as `cache`), so translations would ignore the trained prefix. Use adapter=lora (or adalora/full) "
+                f"for task=translation"
+            )
 
     # ---- loss ----------------------------------------------------------------------------------
     def _loss(self, batch: dict[str, Any]) -> torch.Tensor:

@@ -1,0 +1,228 @@
+"""task=translation on a tiny random Gemma-3: loss masking, splits, end-to-end record, .po filling."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from conftest import FAST, compose_cfg
+from localize.data.gettext_pairs import read_po, write_po
+from localize.data.translation import fill_po, line_cores, reassemble
+from localize.train import train
+from localize.utils import build
+
+FIXTURES = Path(__file__).parent / "fixtures" / "mt"
+SMALL_PO = FIXTURES / "small.po"
+# The tiny causal model replaces FAST's tiny BERT; 6 dev and 6 test sources from the 48 pairs.
+MT = [o for o in FAST if not o.startswith("model=")] + [
+    "+locale=ja", "task=translation", "model=tiny_causal", f"data.path={SMALL_PO}",
+    "data.split_sizes=[null,6,6]", "module.generation.max_new_tokens=6", "logger=csv",
+]
+
+
+@pytest.fixture
+def mt_cfg(tmp_path):
+    def _make(extra: list[str] = ()):
+        return compose_cfg(MT + list(extra), tmp_path / "run")
+    return _make
+
+
+def _datamodule(cfg):
+    dm = instantiate(cfg.data)
+    dm.setup("fit")
+    return dm
+
+
+def test_loss_is_masked_to_target_and_eos(mt_cfg):
+    dm = _datamodule(mt_cfg())
+    tok = dm.tokenizer
+    for ex in dm.encoded["train"].select(range(5)):
+        n_prompt = len(ex["prompt_ids"])
+        assert ex["input_ids"][:n_prompt] == ex["prompt_ids"]
+        assert ex["labels"][:n_prompt] == [-100] * n_prompt  # no loss on the prompt
+        target = ex["labels"][n_prompt:]
+        assert target == ex["input_ids"][n_prompt:] and -100 not in target
+        assert target[-1] == tok.sep_token_id  # EOS (MiniLM has none: SEP) is learned
+        assert tok.decode(target[:-1]).replace(" ", "") == tok.decode(
+            tok(ex["reference"], add_special_tokens=False)["input_ids"]).replace(" ", "")
+    batch = next(iter(dm.train_dataloader()))
+    assert bool(batch["attention_mask"][:, -1].all())  # left-padded: targets end every row
+    assert (batch["labels"][batch["attention_mask"] == 0] == -100).all()
+
+
+def test_sliced_logits_loss_equals_full_loss(mt_cfg):
+    cfg = mt_cfg(["adapter=lora"])
+    dm = _datamodule(cfg)
+    module = instantiate(cfg.module)
+    module.eval()
+    batch = next(iter(dm.train_dataloader()))
+    sliced = module._loss(batch)
+    module._slice_logits = False
+    full = module._loss(batch)
+    torch.testing.assert_close(sliced, full)
+
+
+def _sources(split):
+    return {ex["source"] for ex in split}
+
+
+def test_no_source_in_two_splits(mt_cfg, tmp_path):
+    # Same English source under several contexts and catalogs: all copies go to one split.
+    pairs = read_po(SMALL_PO)
+    dup = [dict(p, context=f"ctx{i}", target=p["target"] + "!") for i in range(3) for p in pairs[:20]]
+    po = tmp_path / "dups.po"
+    write_po(pairs + dup, po, lang="ja")
+    dm = instantiate(mt_cfg([f"data.path={po}", "data.split_sizes=[0.6,0.2,0.2]"]).data)
+    splits = {k: _sources(v) for k, v in dm.splits.items()}
+    assert all(splits.values())
+    assert not splits["train"] & splits["validation"]
+    assert not splits["train"] & splits["test"]
+    assert not splits["validation"] & splits["test"]
+    assert sum(len(v) for v in dm.splits.values()) == len(pairs) + len(dup)
+
+
+def test_system_catalogs_split_and_record_licences(mt_cfg):
+    if not list(Path("/usr/share/locale/ja/LC_MESSAGES").glob("*.mo")):
+        pytest.skip("no Japanese gettext catalogs installed")
+    dm = instantiate(mt_cfg(["data.path=null", "data.split_sizes=[0.8,0.1,0.1]", "data.max_train_examples=50",
+                                    "data.max_eval_examples=10"]).data)
+    splits = {k: _sources(v) for k, v in dm.splits.items()}
+    assert not (splits["train"] & splits["test"]) and not (splits["validation"] & splits["test"])
+    assert dm.data_info["sizes"] == {"train": 50, "validation": 10, "test": 10}
+    assert dm.data_info["catalogs"] and "licence" in dm.data_info["catalogs"][0]
+
+
+def test_train_records_zeroshot_and_test_scores(mt_cfg, tmp_path):
+    rec = train(mt_cfg(["adapter=lora"]))
+    on_disk = json.loads((tmp_path / "run" / "run.json").read_text())
+    metrics = on_disk["metrics"]
+    for stage in ("zeroshot", "test"):
+        for name in ("chrf", "bleu", "exact_match", "placeholder_preservation"):
+            assert 0 <= metrics[f"{stage}/{name}"] <= 100, (stage, name)
+    assert "val/chrf" in metrics and metrics["val/chrf_best"] >= metrics["val/chrf"]
+    samples = on_disk["results"]["samples"]
+    assert len(samples["zeroshot"]) == len(samples["test"]) == 6  # same test set before and after
+    assert [s["source"] for s in samples["zeroshot"]] == [s["source"] for s in samples["test"]]
+    assert set(samples["test"][0]) == {"index", "source", "reference", "hypothesis"}
+    assert on_disk["results"]["translation_scores"]["test"]["bleu_tokenize"] in ("ja-mecab", "char")
+    assert (tmp_path / "run" / "model" / "adapter_config.json").exists()
+    assert rec["metrics"]["test/chrf"] == metrics["test/chrf"]
+
+
+def test_zeroshot_generation_ignores_the_adapter(mt_cfg):
+    cfg = mt_cfg(["adapter=lora"])
+    dm = _datamodule(cfg)
+    module = instantiate(cfg.module)
+    module.eval()
+    batch = next(iter(dm.val_dataloader()))
+    before = module.generate_texts(batch["prompt_ids"], batch["prompt_mask"], base=True)
+    with torch.no_grad():
+        for name, p in module.model.named_parameters():
+            if "lora_B" in name:
+                p.add_(torch.randn_like(p))  # a trained adapter changes the outputs ...
+    assert module.generate_texts(batch["prompt_ids"], batch["prompt_mask"]) != before
+    assert module.generate_texts(batch["prompt_ids"], batch["prompt_mask"], base=True) == before  # ... not these
+
+
+def test_prefix_tuning_fails_with_the_fix():
+    # peft 0.21 injects prefixes as past_key_values; transformers 5 generate() passes `cache`.
+    cfg = compose_cfg(MT + ["adapter=prefix"], "/tmp/unused")
+    with pytest.raises(ValueError, match="Use adapter=lora"):
+        build(cfg.module)
+
+
+@pytest.mark.parametrize("adapter", ["full", "lora", "adalora"])
+def test_adapters_train_on_causal_lm(mt_cfg, adapter):
+    cfg = mt_cfg([f"adapter={adapter}"])
+    dm = _datamodule(cfg)
+    module = instantiate(cfg.module)
+    module.train()
+    loss = module._loss(next(iter(dm.train_dataloader())))
+    loss.backward()
+    grads = [p.grad for p in module.model.parameters() if p.requires_grad]
+    assert torch.isfinite(loss) and any(g is not None and g.abs().sum() > 0 for g in grads)
+    assert module.predict_texts(["Open file"])[0]["source"] == "Open file"
+    module._check_generation_sees_adapter()  # the positive control of the prefix-tuning check
+
+
+def test_predict_texts_keeps_lines_and_edges(mt_cfg):
+    module = instantiate(mt_cfg().module)
+    texts = ["Open file\n", "  Usage: tool\n  -h  help\n", "Open file", "\n"]
+    out = module.predict_texts(texts, batch_size=2)
+    assert [o["source"] for o in out] == texts
+    assert out[0]["translation"].endswith("\n") and out[1]["translation"].startswith("  ")
+    assert out[1]["translation"].count("\n") == 2 and out[3]["translation"] == "\n"
+    assert out[0]["translation"].rstrip("\n") == out[2]["translation"]  # same line, same translation
+
+
+def test_line_helpers_round_trip():
+    texts = ["a b\n", "  c\n\nd  "]
+    assert line_cores(texts) == ["a b", "c", "d"]
+    assert reassemble(texts[1], {"c": "C", "d": "D"}) == "  C\n\nD  "
+
+
+class _Upper:
+    """Stand-in translator: deterministic, and it keeps placeholders."""
+
+    def predict_texts(self, texts, batch_size=16):
+        return [{"source": t, "translation": reassemble(t, {c: "訳:" + c for c in line_cores([t])})} for t in texts]
+
+
+def test_fill_po_round_trip(tmp_path):
+    out = tmp_path / "filled.po"
+    stats = fill_po(FIXTURES / "todo.po", out, _Upper())
+    assert stats == {"filled": 5, "kept": 1, "placeholders_kept": 5}
+    got = {(e["context"], e["source"]): e for e in read_po(out, keep_fuzzy=True)}
+    assert got[(None, "Open file")]["target"] == "ファイルを開く"  # translated entry untouched
+    assert "fuzzy" not in got[(None, "Open file")]["flags"]
+    cannot = got[(None, "Cannot read %s")]
+    assert cannot["target"] == "訳:Cannot read %s" and cannot["flags"] == ["fuzzy", "c-format"]
+    assert got[(None, "Close all windows")]["target"] == "訳:Close all windows"  # fuzzy entry redone
+    assert got[("menu", "Quit")]["target"] == "訳:Quit"
+    assert got[(None, "%d file")]["targets"] == ["訳:%d file"]  # nplurals=1 kept from the header
+    usage = got[(None, "Usage: tool [OPTION]\n  -h  show help\n")]["target"]
+    assert usage == "訳:Usage: tool [OPTION]\n  訳:-h  show help\n"  # line by line, edges kept
+    assert len(read_po(out, keep_fuzzy=True, keep_untranslated=True)) == 6
+    header = out.read_text(encoding="utf-8").split("\n\n")[0]
+    assert "Language: ja" in header and "Plural-Forms: nplurals=1; plural=0;" in header
+    if shutil.which("msgfmt"):
+        subprocess.run(["msgfmt", "--check", "-o", "/dev/null", str(out)], check=True, capture_output=True)
+    assert len(read_po(fill_po(out, out, _Upper(), mark_fuzzy=False) and out)) == 6  # reviewed: not fuzzy
+
+
+def test_fill_po_with_the_model(mt_cfg, tmp_path):
+    module = instantiate(mt_cfg().module)
+    stats = fill_po(FIXTURES / "todo.po", tmp_path / "filled.po", module)
+    assert stats["filled"] == 5
+    assert len(read_po(tmp_path / "filled.po", keep_fuzzy=True, keep_untranslated=True)) == 6
+
+
+def test_missing_target_language_names_the_fix(tmp_path):
+    cfg = compose_cfg([o for o in MT if o != "+locale=ja"], tmp_path / "run")
+    with pytest.raises(ValueError, match=r"\+locale=xx or set task.tgt_lang"):
+        build(cfg.data)
+
+
+def test_hub_corpus_is_read_per_split(mt_cfg, monkeypatch):
+    import datasets
+
+    calls = []
+
+    def fake_load(hub_id, config, split):
+        calls.append(split)
+        rows = [{"translation": {"en": f"Open file number {i}", "ja": f"ファイル {i} を開く"}} for i in range(30)]
+        return rows + [{"translation": {"en": "two\nlines", "ja": "二\n行"}}]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    dm = instantiate(mt_cfg(["data.path=null", "data.gettext=null", "data.max_eval_examples=5"]).data)
+    dm.splits
+    assert calls == ["train[:4000]", "validation[:10]", "test[:10]"]
+    assert dm.data_info["sizes"] == {"train": 30, "validation": 5, "test": 5}  # the two-line pair is dropped
+    assert dm.data_info["source"] == "hub:Helsinki-NLP/opus-100/en-ja"

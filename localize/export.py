@@ -64,8 +64,6 @@ def export(run_dir: str, out: str, quantize: str | None = None, atol: float = 1e
     Raises:
         ValueError: a prompt-learning adapter; logits differ by more than ``atol``; ``out`` exists.
     """
-    from transformers import AutoConfig
-
     info = read_run(run_dir)
     if info.kind == "peft" and info.peft_config.is_prompt_learning:
         raise ValueError(

@@ -88,8 +88,12 @@ def predict_stream(predictor, lines: Iterable[str], out: TextIO, batch_size: int
     return n
 
 
-def predict(cfg: DictConfig) -> int:
-    """Run ``localize.predict`` for a composed config; returns the number of items written."""
+def predict(cfg: DictConfig) -> int | dict[str, Any]:
+    """Run ``localize.predict`` for a composed config.
+
+    Returns:
+        The number of JSON lines written, or ``fill_po``'s counts for a PO input.
+    """
     in_path, out_path = cfg.get("input"), cfg.get("output")
     predictor = load_predictor(cfg)
     if in_path and str(in_path).endswith(PO_SUFFIXES):
@@ -133,7 +137,7 @@ def main(cfg: DictConfig) -> None:
     quiet_libraries()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="[%(name)s] %(message)s")
     n = predict(cfg)
-    log.info("%d item(s) written to %s", n, cfg.get("output") or "stdout")
+    log.info("%s written to %s", n if isinstance(n, dict) else f"{n} item(s)", cfg.get("output") or "stdout")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job; returns the run record (also written to ``<run dir>/run.json``)."""
     start = time.perf_counter()
+    git = git_state()  # the code that runs, not whatever is checked out when the run ends
     out_dir = cfg.paths.output_dir
     check_writable(out_dir)
     pl.seed_everything(cfg.seed, workers=True)
@@ -65,6 +66,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "tags": list(cfg.tags),
         "metrics": metrics,
         "results": module.extra_results(),
+        "labels": module.label_names,
         "params": module.param_counts,
         "storage": storage,
         "perf": {**stats, **peak_memory_mb(), "wall_s": time.perf_counter() - start},
@@ -72,7 +74,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "scoring": SEQEVAL_MODE if cfg.task.name == "ner" else None,
         "wandb_id": next((lg.experiment.id for lg in trainer.loggers
                           if isinstance(getattr(lg.experiment, "id", None), str)), None),
-        "git": git_state(),
+        "git": git,
         "versions": versions(),
         "machine": machine(),
         "config": config,

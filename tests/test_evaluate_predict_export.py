@@ -250,6 +250,21 @@ def test_predict_po_needs_output(lora_run, tmp_path):
         predict(cfg)
 
 
+def test_predict_fills_po_with_a_translation_run(root, tmp_path):
+    """predict.py stays generic: a translation run's predict_texts fills a catalog via fill_po."""
+    mt = [o for o in FAST if not o.startswith("model=")] + [
+        "+locale=ja", "task=translation", "model=tiny_causal", f"data.path={ROOT}/tests/fixtures/mt/small.po",
+        "data.split_sizes=[null,6,6]", "module.generation.max_new_tokens=6", "adapter=lora"]
+    run = root / "mt"
+    if not (run / "run.json").exists():
+        train(compose_cfg(mt, run))
+    out = tmp_path / "todo.ja.po"
+    cfg = compose_cfg([f"run={run}", f"input={ROOT}/tests/fixtures/mt/todo.po", f"output={out}", "batch_size=4"],
+                      config_name="predict")
+    counts = predict(cfg)
+    assert counts["filled"] > 0 and out.exists()
+
+
 # ----------------------------------------------------------------------------- export
 def test_export_merged_folder_matches_peft_model(lora_run, tmp_path):
     from transformers import AutoModelForTokenClassification, pipeline
@@ -311,3 +326,20 @@ def test_entry_point_configs_compose(name, overrides):
     cfg = compose_cfg(overrides, "/tmp/x" if name == "evaluate" else None, config_name=name)
     assert cfg.run == "/x" or cfg.adapters.ja == "/x"
     assert os.path.exists(os.path.join(CONF, f"{name}.yaml"))
+
+
+# ----------------------------------------------------------------------------- transfer experiment
+def test_transfer_matrix_writes_csv_and_heatmap(lora_run, locper_run, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("transfer", os.path.join(ROOT, "experiments", "transfer", "transfer.py"))
+    transfer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(transfer)
+    conll = os.path.join(os.path.dirname(locper_run), "locper.conll")
+    evals = {"own": ["+locale=ja"], "locper": ["+locale=ja", f"data.path={conll}", "data.split_sizes=[0.8,0.1,0.1]"]}
+    matrix = transfer.transfer_matrix({"all": lora_run, "none": None}, evals, str(tmp_path / "t"),
+                                      overrides=["logger=none", "trainer=cpu"])
+    assert list(matrix.index) == ["all"] and list(matrix.columns) == ["own", "locper"]
+    recorded = json.loads(open(os.path.join(lora_run, "run.json")).read())["metrics"]["test/f1"]
+    assert matrix.loc["all", "own"] == pytest.approx(recorded)  # the diagonal is the run's own split
+    assert {"matrix.csv", "results.csv", "heatmap.png"} <= set(os.listdir(tmp_path / "t"))

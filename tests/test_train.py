@@ -99,3 +99,12 @@ def test_no_record_when_run_crashes(make_cfg, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="killed"):
         train(make_cfg(NER))
     assert not (tmp_path / "run" / "run.json").exists()
+
+
+def test_redaction_keeps_ordinary_token_settings():
+    from localize.tracking.record import redact
+
+    out = redact({"tokenizer": "e5_small", "max_new_tokens": 48, "num_virtual_tokens": 20,
+                  "hf_token": "abc", "WANDB_API_KEY": "x", "nested": {"auth_token": "y", "password": "z"}})
+    assert out["tokenizer"] == "e5_small" and out["max_new_tokens"] == 48 and out["num_virtual_tokens"] == 20
+    assert out["hf_token"] == out["WANDB_API_KEY"] == out["nested"]["auth_token"] == out["nested"]["password"] == "***"

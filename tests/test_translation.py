@@ -202,6 +202,12 @@ def test_fill_po_with_the_model(mt_cfg, tmp_path):
     assert len(read_po(tmp_path / "filled.po", keep_fuzzy=True, keep_untranslated=True)) == 6
 
 
+def test_encoder_model_is_refused(tmp_path):
+    cfg = compose_cfg([o for o in MT if not o.startswith("model=")] + ["model=tiny_random"], tmp_path / "run")
+    with pytest.raises(ValueError, match="model=gemma3_270m"):
+        build(cfg.module)
+
+
 def test_missing_target_language_names_the_fix(tmp_path):
     cfg = compose_cfg([o for o in MT if o != "+locale=ja"], tmp_path / "run")
     with pytest.raises(ValueError, match=r"\+locale=xx or set task.tgt_lang"):
@@ -215,7 +221,8 @@ def test_hub_corpus_is_read_per_split(mt_cfg, monkeypatch):
 
     def fake_load(hub_id, config, split):
         calls.append(split)
-        rows = [{"translation": {"en": f"Open file number {i}", "ja": f"ファイル {i} を開く"}} for i in range(30)]
+        first = 25 if split.startswith("test") else 0  # test shares 5 sentences with train and dev
+        rows = [{"translation": {"en": f"Open file number {i}", "ja": f"ファイル {i} を開く"}} for i in range(first, 30)]
         return rows + [{"translation": {"en": "two\nlines", "ja": "二\n行"}}]
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
@@ -224,5 +231,7 @@ def test_hub_corpus_is_read_per_split(mt_cfg, monkeypatch):
     dm = instantiate(mt_cfg(["data.path=null", "data.gettext=null", "data.max_eval_examples=5"]).data)
     dm.splits
     assert calls == ["train[:4000]", "validation[:10]", "test[:10]"]
-    assert dm.data_info["sizes"] == {"train": 30, "validation": 5, "test": 5}  # the two-line pair is dropped
+    assert dm.data_info["sizes"] == {"train": 25, "validation": 5, "test": 5}  # two-line pair dropped too
+    splits = {k: _sources(v) for k, v in dm.splits.items()}
+    assert not splits["train"] & splits["test"] and not splits["validation"] & splits["test"]
     assert dm.data_info["source"] == "hub:Helsinki-NLP/opus-100/en-ja"

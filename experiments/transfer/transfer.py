@@ -58,9 +58,13 @@ def transfer_matrix(train: dict[str, str], evals: dict[str, list[str]], out_dir:
     Returns:
         The matrix (rows: train, columns: eval).
     """
-    missing = [name for name, run in train.items() if not run]
-    if missing:
-        raise SystemExit(f"no run dir for {missing}: pass --train NAME=<run dir> (see experiments/transfer/README.md)")
+    skipped = [name for name, run in train.items() if not run]
+    train = {name: run for name, run in train.items() if run}
+    if not train:
+        raise SystemExit(f"no run dir for any row ({skipped}): pass --train NAME=<run dir> "
+                         f"(see experiments/transfer/README.md)")
+    if skipped:
+        print(f"rows without a run dir, left out: {skipped}", file=sys.stderr)
     rows = []
     for row, run in train.items():
         for col, data_overrides in evals.items():

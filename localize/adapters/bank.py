@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from localize.models.backbones import TINY_RANDOM, build_backbone, enable_prefix_cache_kwarg, load_tokenizer, resolve_path
@@ -116,9 +116,54 @@ def read_run(run_dir: str) -> RunInfo:
             peft_config = peft.PeftConfig.from_pretrained(model_dir)
         except (ValueError, TypeError, OSError) as e:
             raise ValueError(f"{os.path.join(model_dir, PEFT_CONFIG)} is unreadable ({e}): retrain the run") from e
+    tokenizer = _run_tokenizer(run_dir, cfg)
+    _unredact(cfg, run_dir, tokenizer, peft_config)
     return RunInfo(run_dir=run_dir, record=record, cfg=cfg, model_dir=model_dir, kind=kind,
-                   labels=_run_labels(run_dir, record, cfg), tokenizer=_run_tokenizer(run_dir, cfg),
-                   peft_config=peft_config)
+                   labels=_run_labels(run_dir, record, cfg), tokenizer=tokenizer, peft_config=peft_config)
+
+
+def _redacted_paths(node: Any, prefix: str = "") -> list[str]:
+    if isinstance(node, DictConfig):
+        return [p for k in node.keys() for p in _redacted_paths(node._get_node(k), f"{prefix}{k}.")]
+    if OmegaConf.is_list(node):
+        return []
+    return [prefix[:-1]] if node._value() == REDACTED else []
+
+
+def _unredact(cfg: DictConfig, run_dir: str, tokenizer: str, peft_config: Any) -> None:
+    """Put back config values the record's secret filter blanked although they are no secret.
+
+    The filter matches any key containing "token": ``tokenizer``, ``max_new_tokens``,
+    ``num_virtual_tokens`` come back as "***", and rebuilding the module from them fails. Only
+    such keys are restored: from Hydra's ``.hydra/config.yaml`` when the run has one, else from
+    the adapter's own config (peft keys), else the tokenizer name; the rest are dropped, so the
+    class default applies (logged).
+    """
+    hydra_path = os.path.join(run_dir, ".hydra", "config.yaml")
+    hydra_cfg = OmegaConf.load(hydra_path) if os.path.exists(hydra_path) else None
+    for path in _redacted_paths(cfg):
+        leaf = path.rsplit(".", 1)[-1]
+        if not (leaf.endswith("tokenizer") or leaf.endswith("tokens")):
+            continue  # a real secret (api key, hf token...) stays blank
+        value = None
+        if hydra_cfg is not None:
+            try:
+                value = OmegaConf.select(hydra_cfg, path, throw_on_resolution_failure=False)
+            except Exception:
+                value = None
+        if value in (None, REDACTED) and leaf.endswith("tokenizer"):
+            value = tokenizer
+        if value in (None, REDACTED) and peft_config is not None and path.startswith(("adapter.peft.", "module.adapter.")):
+            value = getattr(peft_config, leaf, None)
+        parent_path, _, key = path.rpartition(".")
+        parent = OmegaConf.select(cfg, parent_path) if parent_path else cfg
+        with open_dict(parent):
+            if value in (None, REDACTED):
+                log.warning("%s: config value %s is blanked in %s and cannot be recovered; using the default",
+                            run_dir, path, RECORD)
+                del parent[key]
+            else:
+                parent[key] = value
 
 
 def _run_labels(run_dir: str, record: dict[str, Any], cfg: DictConfig) -> list[str] | None:
@@ -386,6 +431,9 @@ class AdapterBank:
     def __init__(self, base_name_or_path: str, head: str, label_names: Sequence[str] | None = None, *,
                  config_overrides: Mapping[str, Any] | None = None, seed: int | None = None,
                  revision: str | None = None) -> None:
+        if head not in _LABELLED_HEADS:
+            raise ValueError(f"the adapter bank serves {list(_LABELLED_HEADS)} adapters, not {head}: serve a "
+                             f"translation run on its own (python -m localize.predict run=<run dir>)")
         self.base_name_or_path, self.head = str(base_name_or_path), head
         self.config_overrides = dict(config_overrides or {})
         self.seed, self.revision = seed, revision
@@ -499,7 +547,8 @@ class AdapterBank:
                 else self.model.set_adapter(name)
         self.active = name
 
-    def predict_texts(self, texts: Sequence[str], name: str | None = None) -> list[dict[str, Any]]:
+    def predict_texts(self, texts: Sequence[str], name: str | None = None,
+                      batch_size: int | None = None) -> list[dict[str, Any]]:
         """Tag/classify ``texts`` with adapter ``name`` (default: the active one)."""
         from localize.models.seq_cls import classify_texts
         from localize.models.token_cls import tag_texts
@@ -507,12 +556,13 @@ class AdapterBank:
         self.set_adapter(name or self.active)
         a = self.adapters[self.active]
         tok = self._tokenizers[a.info.tokenizer]
+        batch_size = batch_size or a.options.get("batch_size", 32)
         if self.head == "token_classification":
             return tag_texts(self.model, tok, a.labels, texts, locale=a.locale, max_length=a.options.get("max_length", 256),
-                             segmenter=a.options.get("segmenter"), batch_size=a.options.get("batch_size", 32))
+                             segmenter=a.options.get("segmenter"), batch_size=batch_size)
         return classify_texts(self.model, tok, a.labels, texts, locale=a.locale,
                               max_length=a.options.get("max_length", 256), max_chars=a.options.get("max_chars"),
-                              truncation=a.options.get("truncation", "head"), batch_size=a.options.get("batch_size", 32))
+                              truncation=a.options.get("truncation", "head"), batch_size=batch_size)
 
     def for_locale(self, name: str) -> "_BankView":
         """An object with ``predict_texts(texts)`` bound to one adapter (what ``localize.predict`` calls)."""
@@ -530,8 +580,8 @@ class _BankView:
     bank: AdapterBank
     name: str
 
-    def predict_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
-        return self.bank.predict_texts(texts, self.name)
+    def predict_texts(self, texts: Sequence[str], batch_size: int | None = None) -> list[dict[str, Any]]:
+        return self.bank.predict_texts(texts, self.name, batch_size=batch_size)
 
 
 def _takes_inference_mode(model: nn.Module) -> bool:

@@ -25,6 +25,8 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from torch.utils.data import DataLoader
+
 from localize.data.collate import PadCollator
 from localize.data.datamodule import LocalizeDataModule, hub_reachable
 from localize.data.errors import DataError
@@ -174,6 +176,11 @@ class TranslationDataModule(LocalizeDataModule):
         if pairs is None:
             splits = _load_hub(self.hub, self.hub_config, self.max_train_examples, self.max_eval_examples)
             splits = {k: self._filter(v, info) for k, v in splits.items()}
+            # Corpus splits can share sentences: a source seen in test (dev) is dropped from dev and train.
+            test = {p["source"] for p in splits["test"]}
+            splits["validation"] = [p for p in splits["validation"] if p["source"] not in test]
+            held_out = test | {p["source"] for p in splits["validation"]}
+            splits["train"] = [p for p in splits["train"] if p["source"] not in held_out]
         else:
             kept = self._filter(pairs, info)
             by_name = split_by_source(kept, self.split_sizes, seed=self.seed)
@@ -209,6 +216,15 @@ class TranslationDataModule(LocalizeDataModule):
         prompt = format_prompt(self.prompt, example["source"], self.src_lang, self.tgt_lang)
         enc = encode_pair(self.tokenizer, prompt, example["target"], self.max_length)
         return {**enc, "source": example["source"], "reference": example["target"]}
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        # Generation runs until the longest row of a batch ends: batches of similar prompt length
+        # (a proxy for output length) waste fewer decoding steps. Scores do not depend on order.
+        ds = self.encoded[split]
+        lengths = [len(ids) for ids in ds["prompt_ids"]]
+        order = sorted(range(len(ds)), key=lambda i: (lengths[i], i))
+        return DataLoader(ds, batch_size=self.eval_batch_size, sampler=order, collate_fn=self._collator(),
+                          num_workers=self.num_workers)
 
     def _collator(self) -> PadCollator:
         pad = pad_id(self.tokenizer)

@@ -56,6 +56,7 @@ class TranslationLitModule(LocalizeLitModule):
             line at a time; base models otherwise ramble on with the next prompt line).
         max_length: token budget of ``predict_texts`` prompts (as ``data.max_length``).
         n_samples: sample outputs per stage kept in the run record.
+        model_heads: heads the model config declares (``model.heads``); must include ``causal_lm``.
         *args, **kwargs: see ``LocalizeLitModule``.
     """
 
@@ -71,8 +72,13 @@ class TranslationLitModule(LocalizeLitModule):
         stop_at_newline: bool = True,
         max_length: int = 256,
         n_samples: int = 8,
+        model_heads: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
+        if model_heads is not None and "causal_lm" not in model_heads:
+            # transformers would load an encoder (BERT) as a causal LM and train it without complaint.
+            raise ValueError(f"model '{kwargs.get('base_model')}' has no causal_lm head (model.heads={list(model_heads)}): "
+                             f"use model=gemma3_270m for task=translation")
         if not tgt_lang:
             raise ValueError("no target language for the prompt: add +locale=xx or set task.tgt_lang=<language name>")
         super().__init__(*args, **kwargs)
@@ -265,7 +271,10 @@ class TranslationLitModule(LocalizeLitModule):
                 m.training = mode
 
     def extra_results(self) -> dict[str, Any]:
-        return {"translation_scores": self.scores, "samples": self.samples,
+        # NaN (e.g. placeholder share of a set without placeholders) is not valid JSON: None instead.
+        scores = {stage: {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in s.items()}
+                  for stage, s in self.scores.items()}
+        return {"translation_scores": scores, "samples": self.samples,
                 "prompt": self.prompt, "generation": {k: v for k, v in self.generation.items() if k != "eos_token_id"}}
 
 

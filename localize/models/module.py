@@ -147,7 +147,8 @@ class LocalizeLitModule(pl.LightningModule):
         Returns:
             self, in eval mode.
         """
-        self.tokenizer = tokenizer
+        if getattr(self, "tokenizer", None) is None:  # a module that owns one (translation) keeps it
+            self.tokenizer = tokenizer
         self.inference_options = {"locale": dict(locale or {}), **options}
         return self.eval()
 

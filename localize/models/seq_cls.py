@@ -102,12 +102,13 @@ class SequenceClassificationLitModule(LocalizeLitModule):
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.softmax(-1)
 
-    def predict_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+    def predict_texts(self, texts: Sequence[str], batch_size: int | None = None) -> list[dict[str, Any]]:
         """Classify raw texts (after ``prepare_inference``); see ``classify_texts``."""
         opts = self.inference_options
         return classify_texts(self.model, self.tokenizer, self.label_names, texts, locale=opts["locale"],
                               max_length=opts.get("max_length", 256), max_chars=opts.get("max_chars"),
-                              truncation=opts.get("truncation", "head"), batch_size=opts.get("batch_size", 32))
+                              truncation=opts.get("truncation", "head"),
+                              batch_size=batch_size or opts.get("batch_size", 32))
 
 
 @torch.inference_mode()

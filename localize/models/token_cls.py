@@ -63,12 +63,12 @@ class TokenClassificationLitModule(LocalizeLitModule):
         logits = self(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         return word_predictions(logits, batch["word_index"], self.b_to_i)
 
-    def predict_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+    def predict_texts(self, texts: Sequence[str], batch_size: int | None = None) -> list[dict[str, Any]]:
         """Tag raw texts (after ``prepare_inference``); see ``tag_texts`` for the output."""
         opts = self.inference_options
         return tag_texts(self.model, self.tokenizer, self.label_names, texts, locale=opts["locale"],
                          max_length=opts.get("max_length", 256), segmenter=opts.get("segmenter"),
-                         batch_size=opts.get("batch_size", 32))
+                         batch_size=batch_size or opts.get("batch_size", 32))
 
 
 def b_to_i_ids(label_names: Sequence[str]) -> torch.Tensor:

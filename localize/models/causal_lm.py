@@ -235,12 +235,17 @@ class TranslationLitModule(LocalizeLitModule):
         records = _dedupe(records)
         return self.score(records), records
 
-    def predict_texts(self, texts: list[str], batch_size: int = 16) -> list[dict[str, str]]:
+    def predict_texts(self, texts: list[str], batch_size: int | None = None) -> list[dict[str, str]]:
         """Translate raw English strings: ``[{"source": text, "translation": ...}]``.
 
         Each line is translated on its own; leading/trailing whitespace and newlines are kept
         verbatim (gettext requires them to match the source). Equal lines are translated once.
+
+        Args:
+            texts: English strings.
+            batch_size: prompts per ``generate`` call (default: ``prepare_inference``'s, else 16).
         """
+        batch_size = batch_size or getattr(self, "inference_options", {}).get("batch_size") or 16
         cores = line_cores(texts)
         encoded = [encode_pair(self.tokenizer, format_prompt(self.prompt, c, self.src_lang, self.tgt_lang), None,
                                self.max_length) for c in cores]

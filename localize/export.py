@@ -18,8 +18,6 @@ import io
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 import warnings
 from typing import Any
@@ -29,6 +27,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from localize.tracking.storage import atomic_folder
 from localize.adapters.bank import RunInfo, load_run, read_run
 
 log = logging.getLogger(__name__)
@@ -91,18 +90,11 @@ def export(run_dir: str, out: str, quantize: str | None = None, atol: float = 1e
     model.config.label2id = {name: i for i, name in enumerate(labels)}
     model.config.num_labels = len(labels)
 
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
-    try:  # write aside, then swap in: a failed export never leaves a folder that looks whole
+    def write(tmp: str) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
+
+    atomic_folder(out, write)
 
     exported = _auto_class(head).from_pretrained(out).eval()
     with torch.inference_mode():

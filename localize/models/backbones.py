@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import types
 from typing import Any, Callable
 
@@ -182,8 +181,3 @@ def embedding_parameters(model: nn.Module) -> list[torch.nn.Parameter]:
     get = getattr(model, "get_input_embeddings", None)
     emb = get() if get else None
     return [emb.weight] if emb is not None else []
-
-
-def cache_dir() -> str:
-    """Where converted embedded models live (``$LOCALIZE_CACHE``, default ``~/.cache/localize``)."""
-    return os.environ.get("LOCALIZE_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "localize"))

@@ -168,7 +168,9 @@ class TranslationDataModule(LocalizeDataModule):
             source = f"gettext:/usr/share/locale/{self.gettext}/LC_MESSAGES"
             info["catalogs"] = [{k: c[k] for k in ("catalog", "package", "version", "licence", "n_selected")}
                                 for c in catalogs if c["n_selected"]]
-            info["licences"] = sorted({str(c["licence"]) for c in catalogs if c["n_selected"]})
+            used = [c for c in catalogs if c["n_selected"]]
+            info["licences"] = sorted({c["licence"] for c in used if c["licence"]})
+            info["catalogs_without_licence"] = sorted(c["catalog"] for c in used if not c["licence"])
         elif self.hub and hub_reachable():
             pairs, source = None, f"hub:{self.hub}/{self.hub_config}"
         else:

@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install train test test-slow sync sweep report clean experiment-full-vs-peft
+.PHONY: install train test test-slow sync sweep report clean experiment-full-vs-peft bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ sync:
 # Full vs PEFT on the embedded Japanese NER data, 3 seeds, then the report (experiments/full_vs_peft).
 experiment-full-vs-peft: install
 	bash experiments/full_vs_peft/run.sh
+
+# localize vs HF Trainer vs raw loop on Japanese NER (full + LoRA); rewrites benchmarks/RESULTS.md.
+bench: install
+	$(BIN)/python benchmarks/ner_bench.py $(ARGS)
 
 report: install
 	$(BIN)/python -m localize.report logs/runs $(ARGS)

@@ -5,8 +5,11 @@ model inputs); everything else — caching, batching, padding — lives here onc
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import pathlib
 import unicodedata
 from typing import Any
 
@@ -18,6 +21,7 @@ from localize.data.collate import PadCollator
 from localize.data.errors import DataError
 from localize.data.sampler import LengthGroupedBatchSampler, padding_fraction
 from localize.models.backbones import load_tokenizer
+from localize.models.cache import cache_root, ensure_folder
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,33 @@ def hub_reachable() -> bool:
 def normalize(text: str, form: str | None) -> str:
     """Locale text normalisation (e.g. NFKC folds CJK full-width forms); None keeps text as is."""
     return unicodedata.normalize(form, text) if form else text
+
+
+# Settings that change batching, not the encoded rows (caps and seed already shape the examples).
+_NOT_ENCODING = {"batch_size", "eval_batch_size", "num_workers", "group_by_length", "max_train_examples",
+                 "max_eval_examples", "seed", "cache_tokenized", "data_info", "encoded", "path", "trainer"}
+
+
+def _plain(value: Any) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except TypeError:
+        return False
+
+
+def _tokenizer_digest(tokenizer: Any) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _code_digest() -> str:
+    """The data package's source: a change in how examples are encoded invalidates the cache."""
+    h = hashlib.sha256()
+    for f in sorted(pathlib.Path(__file__).parent.glob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()
 
 
 class LocalizeDataModule(pl.LightningDataModule):
@@ -57,6 +88,9 @@ class LocalizeDataModule(pl.LightningDataModule):
         group_by_length: length-grouped batches (less padding) on single-process runs.
         num_workers: DataLoader workers.
         seed: data seed (splits, shuffling).
+        cache_tokenized: keep tokenised splits under ``$LOCALIZE_CACHE/tokenized``, keyed by the
+            tokenizer, the examples, the encoding settings and the data code, so a second run with
+            the same data and settings does not re-tokenise.
     """
 
     task_name = "task"
@@ -78,6 +112,7 @@ class LocalizeDataModule(pl.LightningDataModule):
         group_by_length: bool = True,
         num_workers: int = 0,
         seed: int = 42,
+        cache_tokenized: bool = True,
     ) -> None:
         super().__init__()
         for name, value in (("data.batch_size", batch_size), ("data.eval_batch_size", eval_batch_size),
@@ -93,6 +128,7 @@ class LocalizeDataModule(pl.LightningDataModule):
         self.max_train_examples, self.group_by_length = max_train_examples, group_by_length
         self.max_eval_examples = max_eval_examples
         self.num_workers, self.seed = num_workers, seed
+        self.cache_tokenized = cache_tokenized
         self._splits: dict[str, list[dict]] | None = None
         self._tokenizer = None
         self.encoded: dict[str, datasets.Dataset] = {}
@@ -148,16 +184,51 @@ class LocalizeDataModule(pl.LightningDataModule):
         for name in needed:
             if name in self.encoded:
                 continue
-            ds = datasets.Dataset.from_list(raw[name])
-            # In-memory map: 500–20k short examples tokenise in seconds; no stale on-disk cache.
-            self.encoded[name] = ds.map(self._encode_with_index, with_indices=True, remove_columns=ds.column_names,
-                                        keep_in_memory=True, load_from_cache_file=False, desc=f"tokenise {name}")
+            self.encoded[name] = self._tokenise(name, raw[name])
         if "train" in self.encoded and "padding_fraction" not in self.data_info:
             lens = [len(x) for x in self.encoded["train"]["input_ids"]]
             plain = [list(range(i, min(i + self.batch_size, len(lens)))) for i in range(0, len(lens), self.batch_size)]
             grouped = list(LengthGroupedBatchSampler(lens, self.batch_size, self.seed))
             self.data_info["padding_fraction"] = {"plain": padding_fraction(lens, plain),
                                                   "grouped": padding_fraction(lens, grouped)}
+
+    def _tokenise(self, name: str, examples: list[dict]) -> datasets.Dataset:
+        ds = datasets.Dataset.from_list(examples)
+
+        def encode() -> datasets.Dataset:
+            return ds.map(self._encode_with_index, with_indices=True, remove_columns=ds.column_names,
+                          keep_in_memory=True, load_from_cache_file=False, desc=f"tokenise {name}")
+
+        if not self.cache_tokenized:
+            return encode()
+        key = f"{self.task_name}-{name}-{self._cache_key(examples)}"
+        built: list[bool] = []
+
+        def build(out: pathlib.Path, work: pathlib.Path) -> dict:
+            encode().save_to_disk(str(out))
+            built.append(True)
+            return {"split": name, "examples": len(examples), "tokenizer": self.tokenizer_name}
+
+        # Atomic and locked like the model cache: an interrupted write is never loaded.
+        folder = ensure_folder(key, build, cache_dir=cache_root() / "tokenized")
+        self.data_info.setdefault("tokenized_cache", {})[name] = "built" if built else "reused"
+        log.info("tokenised %s: %s %s", name, "built" if built else "reused", folder)
+        return datasets.load_from_disk(str(folder), keep_in_memory=True)
+
+    def _cache_key(self, examples: list[dict]) -> str:
+        """Hash of everything that decides the encoded rows: the examples, the encoding settings,
+        the label set, the tokenizer (its full serialisation, not only its name) and the data code."""
+        h = hashlib.sha256()
+        settings = {k: v for k, v in sorted(vars(self).items())
+                    if not k.startswith("_") and k not in _NOT_ENCODING and _plain(v)}
+        h.update(json.dumps([type(self).__qualname__, settings, self.label_names], sort_keys=True,
+                            ensure_ascii=False, default=str).encode())
+        h.update(json.dumps(examples, sort_keys=True, ensure_ascii=False, default=str).encode())
+        if getattr(self, "_tokenizer_sha", None) is None:
+            self._tokenizer_sha = _tokenizer_digest(self.tokenizer)
+        h.update(self._tokenizer_sha.encode())
+        h.update(_code_digest().encode())
+        return h.hexdigest()[:24]
 
     def _encode_with_index(self, example: dict[str, Any], idx: int) -> dict[str, Any]:
         # The dataset index lets distributed evaluation drop DistributedSampler's duplicates.

@@ -81,19 +81,9 @@ class LocalizeLitModule(pl.LightningModule):
         return self.model(**batch)
 
     def configure_optimizers(self):
-        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         lr = self.optimizer_factory.keywords["lr"]
-        head_lr = self.hparams.head_lr or lr
-        groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
-        for name, p in named:
-            # No weight decay on biases and LayerNorm (standard BERT recipe).
-            decay = p.ndim > 1
-            group_lr = head_lr if any(k in name for k in HEAD_KEYS) else lr
-            groups.setdefault((group_lr, decay), []).append(p)
         wd = self.optimizer_factory.keywords.get("weight_decay", 0.0)
-        params = [
-            {"params": ps, "lr": glr, "weight_decay": wd if decay else 0.0} for (glr, decay), ps in groups.items()
-        ]
+        params = param_groups(self.model, lr, self.hparams.head_lr, wd)
         optimizer = self.optimizer_factory(params=params)
         if self.scheduler_factory is None:
             return optimizer
@@ -159,6 +149,20 @@ class LocalizeLitModule(pl.LightningModule):
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """What must be stored to reproduce the localized model (adapter + head, or all weights)."""
         return {n: p.detach() for n, p in self.model.named_parameters() if p.requires_grad or self.strict_loading}
+
+
+def param_groups(model: nn.Module, lr: float, head_lr: float | None = None,
+                 weight_decay: float = 0.0) -> list[dict[str, Any]]:
+    """AdamW parameter groups of the trainable parameters: the head may get its own learning rate;
+    biases and LayerNorm get no weight decay (standard BERT recipe)."""
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        group_lr = (head_lr or lr) if any(k in name for k in HEAD_KEYS) else lr
+        groups.setdefault((group_lr, p.ndim > 1), []).append(p)
+    return [{"params": ps, "lr": glr, "weight_decay": weight_decay if decay else 0.0}
+            for (glr, decay), ps in groups.items()]
 
 
 def _check_positive(name: str, value: float | int | None) -> None:

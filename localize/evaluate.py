@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from localize.adapters.bank import RunInfo, _same_weights, load_run, read_run
 from localize.data.errors import DataError
-from localize.tracking.callbacks import peak_memory_mb
+from localize.tracking.callbacks import peak_memory_mb, reset_peak_memory
 from localize.tracking.metrics import SEQEVAL_MODE
 from localize.tracking.record import RECORD, atomic_write_json, git_state, machine, versions
 from localize.utils import build, check_writable, instantiate_dict, quiet_libraries, resolved_config
@@ -69,6 +69,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         DataError: evaluation data with labels the model was not trained on.
     """
     start = time.perf_counter()
+    reset_peak_memory()
     out_dir = cfg.paths.output_dir
     check_writable(out_dir)
     info = read_run(cfg.run) if cfg.get("run") else None

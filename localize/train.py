@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from localize.tracking.callbacks import RunStatsCallback, peak_memory_mb
+from localize.tracking.callbacks import RunStatsCallback, peak_memory_mb, reset_peak_memory
 from localize.tracking.record import RECORD, atomic_write_json, git_state, machine, versions
 from localize.tracking.storage import save_trainable
 from localize.tracking.metrics import SEQEVAL_MODE
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job; returns the run record (also written to ``<run dir>/run.json``)."""
     start = time.perf_counter()
+    reset_peak_memory()  # this job's peak, not the multirun process's
     git = git_state()  # the code that runs, not whatever is checked out when the run ends
     out_dir = cfg.paths.output_dir
     check_writable(out_dir)

@@ -13,7 +13,7 @@ spec.loader.exec_module(bench)
 
 def _row(system, tps, f1, adapter="full"):
     return {"system": system, "adapter": adapter, "tokens_per_s": tps, "s_per_epoch": 1000 / tps,
-            "peak_rss_mb": 100.0, "test_f1": f1}
+            "peak_rss_mb": 100.0, "test_f1": f1, "epochs": 1}
 
 
 def test_summary_uses_medians_and_ratios_against_trainer_and_raw():
@@ -27,13 +27,13 @@ def test_summary_uses_medians_and_ratios_against_trainer_and_raw():
     assert "speed_vs_trainer" not in table["trainer"]
     md = bench.markdown(bench.summarise(rows), {"argv": [], "date": "d", "epochs": 1, "seed": 1, "repeats": 3,
                                                 "machine": "m", "versions": {}, "padding": "0.1"})
-    assert "| full | localize | 200 |" in md and "1.60×" in md
+    assert "| full | localize | 1 | 200 |" in md and "1.60×" in md
 
 
 def test_every_system_runs_end_to_end_on_a_tiny_model(tmp_path):
     results = tmp_path / "RESULTS.md"
     results.write_text("# kept intro\n<!-- generated -->\nold table\n")
-    bench.main(["--adapters", "lora", "--systems", "localize,trainer,raw", "--epochs", "1", "--repeats", "1",
+    bench.main(["--adapters", "lora:1", "--systems", "localize,trainer,raw", "--epochs", "1", "--repeats", "1",
                 "--override=model=tiny_random", "--override=data.split_sizes=[40,10,10]",
                 "--results", str(tmp_path / "runs"), "--write-results", str(results)])
     summary = json.loads(next((tmp_path / "runs").rglob("summary.json")).read_text())

@@ -9,11 +9,34 @@ import torch
 
 
 def peak_memory_mb() -> dict[str, float]:
-    """Peak RSS of this process (CPU) and peak allocated CUDA memory (GPU), in MB."""
-    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    """Peak RSS (CPU) since the last ``reset_peak_memory`` and peak allocated CUDA memory, in MB."""
+    out = {"peak_rss_mb": _peak_rss_kb() / 1024}
     if torch.cuda.is_available():
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
+
+
+def reset_peak_memory() -> None:
+    """Start a new peak: one process runs many jobs in a Hydra multirun, and a lifetime peak
+    would charge each job with the largest earlier one. Linux resets VmHWM via clear_refs."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:  # not Linux, or not permitted: the lifetime peak is the best we have
+        pass
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak_rss_kb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 class RunStatsCallback(pl.Callback):

@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from localize.adapters.bank import RunInfo, _same_weights, load_run, read_run
 from localize.data.errors import DataError
-from localize.tracking.callbacks import peak_memory_mb, reset_peak_memory
+from localize.tracking.callbacks import peak_memory_mb, peak_rss_scope, reset_peak_memory
 from localize.tracking.metrics import SEQEVAL_MODE
 from localize.tracking.record import RECORD, atomic_write_json, git_state, machine, versions
 from localize.utils import build, check_writable, instantiate_dict, quiet_libraries, resolved_config
@@ -123,7 +123,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "labels": list(labels) if labels is not None else None,
         "results": module.extra_results(),
         "params": (info.record.get("params") if info else None) or module.param_counts,
-        "perf": {**peak_memory_mb(), "wall_s": time.perf_counter() - start},
+        "perf": {**peak_memory_mb(), "peak_rss_scope": peak_rss_scope(), "wall_s": time.perf_counter() - start},
         "data": getattr(datamodule, "data_info", {}),
         "scoring": SEQEVAL_MODE if cfg.task.name == "ner" else None,
         "wandb_id": next((lg.experiment.id for lg in trainer.loggers if hasattr(lg.experiment, "id")), None),

@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from localize.tracking.callbacks import RunStatsCallback, peak_memory_mb, reset_peak_memory
+from localize.tracking.callbacks import RunStatsCallback, peak_memory_mb, peak_rss_scope, reset_peak_memory
 from localize.tracking.record import RECORD, atomic_write_json, git_state, machine, versions
 from localize.tracking.storage import save_trainable
 from localize.tracking.metrics import SEQEVAL_MODE
@@ -70,7 +70,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "labels": module.label_names,
         "params": module.param_counts,
         "storage": storage,
-        "perf": {**stats, **peak_memory_mb(), "wall_s": time.perf_counter() - start},
+        "perf": {**stats, **peak_memory_mb(), "peak_rss_scope": peak_rss_scope(), "wall_s": time.perf_counter() - start},
         "data": getattr(datamodule, "data_info", {}),
         "scoring": SEQEVAL_MODE if cfg.task.name == "ner" else None,
         "wandb_id": next((lg.experiment.id for lg in trainer.loggers

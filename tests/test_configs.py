@@ -63,3 +63,19 @@ def test_unknown_choice_lists_options(override, group):
         compose_cfg([override], "/tmp/x")
     message = str(err.value)
     assert "Available options" in message and OPTIONS[group][0] in message
+
+
+def test_translation_defaults_to_a_generative_model_and_model_still_wins():
+    from tests.conftest import compose_cfg
+
+    assert compose_cfg(["+locale=ja", "task=translation", "adapter=lora"]).model.name == "gemma3_270m"
+    assert compose_cfg(["+locale=ja", "task=translation", "model=tiny_causal"]).model.name == "tiny_causal"
+    assert compose_cfg(["+locale=ja", "task=ner"]).model.name == "e5_small"
+
+
+def test_a_task_can_set_its_own_lora_learning_rate():
+    from tests.conftest import compose_cfg
+
+    assert compose_cfg(["+locale=ja", "task=translation", "adapter=lora"]).module.optimizer.lr == 2e-3
+    assert compose_cfg(["+locale=ja", "task=ner", "adapter=lora"]).module.optimizer.lr == 3e-4
+    assert compose_cfg(["+locale=ja", "task=ner", "adapter=lora", "adapter.lr=1e-3"]).module.optimizer.lr == 1e-3

@@ -22,6 +22,7 @@ def test_run_writes_record_and_trainable_state(make_cfg, tmp_path):
     assert (run / "model" / "adapter_config.json").exists()  # standard peft folder
     assert on_disk["storage"]["stored_mb"] < on_disk["storage"]["full_model_mb"]
     assert on_disk["perf"]["train_tokens_per_s"] > 0 and on_disk["perf"]["peak_rss_mb"] > 0
+    assert on_disk["perf"]["peak_rss_scope"] in {"job", "process"}
     assert on_disk["config"]["adapter"]["name"] == "lora" and on_disk["versions"]["torch"]
 
 

@@ -16,27 +16,46 @@ def peak_memory_mb() -> dict[str, float]:
     return out
 
 
-def reset_peak_memory() -> None:
+_scope = "process"  # what peak_rss_mb covers: "job" once a reset worked, else the process lifetime
+
+
+def reset_peak_memory() -> bool:
     """Start a new peak: one process runs many jobs in a Hydra multirun, and a lifetime peak
-    would charge each job with the largest earlier one. Linux resets VmHWM via clear_refs."""
+    would charge each job with the largest earlier one. Linux resets VmHWM via clear_refs; some
+    kernels and sandboxes refuse or ignore it, so check, and say so in ``peak_rss_scope()``."""
+    global _scope
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-    except OSError:  # not Linux, or not permitted: the lifetime peak is the best we have
-        pass
+        hwm, rss = _status_kb("VmHWM"), _status_kb("VmRSS")
+        ok = hwm is not None and rss is not None and hwm <= rss + 4096  # right after a reset HWM == RSS
+    except OSError:  # not Linux, or not permitted
+        ok = False
+    _scope = "job" if ok else "process"
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
+    return ok
 
 
-def _peak_rss_kb() -> float:
+def peak_rss_scope() -> str:
+    """``"job"`` if the last reset worked, ``"process"`` if peak RSS is the process lifetime peak."""
+    return _scope
+
+
+def _status_kb(key: str) -> float | None:
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(key + ":"):
                     return float(line.split()[1])
     except OSError:
         pass
-    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return None
+
+
+def _peak_rss_kb() -> float:
+    hwm = _status_kb("VmHWM")
+    return hwm if hwm is not None else float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 class RunStatsCallback(pl.Callback):

@@ -46,3 +46,25 @@ def test_only_adapter_and_head_params_change(task, adapter):
     if task == "sentiment" and adapter in ADAPTER_KEYS:
         # The converted e5 has no pooler weights: it must train and be saved with the adapter.
         assert any("pooler" in n for n in changed)
+
+
+@pytest.mark.parametrize("adapter", ["lora", "full_frozen_emb"])
+def test_gradient_checkpointing_gives_the_same_gradients(adapter):
+    """The memory knob recomputes activations; it must not change what is learned."""
+    grads = []
+    for flag in (False, True):
+        torch.manual_seed(0)
+        cfg = compose_cfg(["+locale=ja", "task=ner", "model=tiny_random", f"adapter={adapter}",
+                           "data.batch_size=4", "data.max_train_examples=8",
+                           f"module.gradient_checkpointing={flag}"], "/tmp/x")
+        dm = instantiate(cfg.data)
+        dm.setup("fit")
+        module = instantiate(cfg.module, **dm.module_kwargs())
+        assert module.model.is_activation_checkpointing is flag
+        batch = next(iter(dm.train_dataloader()))
+        torch.manual_seed(1)  # same dropout masks in both runs (checkpointing replays the RNG state)
+        module(**{k: batch[k] for k in ("input_ids", "attention_mask", "labels")}).loss.backward()
+        grads.append({n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, rtol=1e-5, atol=1e-6, msg=name)

@@ -54,6 +54,16 @@ def test_wandb_failure_falls_back_to_local(make_cfg, tmp_path, monkeypatch):
     assert rec["wandb_id"] is None and (tmp_path / "run" / "run.json").exists()
 
 
+def test_invalid_wandb_setting_falls_back_to_local(make_cfg, tmp_path, monkeypatch):
+    # A real W&B failure (its settings validation rejects the mode), not a mock.
+    monkeypatch.setenv("WANDB_MODE", "bogus")
+    with pytest.warns(UserWarning, match="W&B unavailable"):
+        rec = train(make_cfg(NER + ["logger=default"]))
+    on_disk = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert rec["wandb_id"] is None and on_disk["metrics"]["test/f1"] == rec["metrics"]["test/f1"]
+    assert (tmp_path / "run" / "csv" / "metrics.csv").exists()
+
+
 def test_wandb_offline_run_is_kept(make_cfg, tmp_path):
     rec = train(make_cfg(NER + ["logger=default"]))
     assert rec["wandb_id"] and (tmp_path / "run" / "wandb_id").read_text() == rec["wandb_id"]

@@ -230,7 +230,8 @@ def test_hub_corpus_is_read_per_split(mt_cfg, monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
-    dm = instantiate(mt_cfg(["data.path=null", "data.gettext=null", "data.max_eval_examples=5"]).data)
+    dm = instantiate(mt_cfg(["data.path=null", "data.gettext=null", "data.max_train_examples=2000",
+                             "data.max_eval_examples=5"]).data)
     dm.splits
     assert calls == ["train[:4000]", "validation[:10]", "test[:10]"]
     assert dm.data_info["sizes"] == {"train": 25, "validation": 5, "test": 5}  # two-line pair dropped too

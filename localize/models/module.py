@@ -36,6 +36,8 @@ class LocalizeLitModule(pl.LightningModule):
         warmup_ratio: share of optimizer steps with linear warm-up.
         head_lr: learning rate for the task head (None: same as the body).
         base_model: the model's ``name_or_path``, recorded in checkpoints of adapter-only state.
+        gradient_checkpointing: recompute each layer's activations in the backward pass instead of
+            keeping them (less peak memory, ~30% more compute).
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class LocalizeLitModule(pl.LightningModule):
         warmup_ratio: float = 0.1,
         head_lr: float | None = None,
         base_model: str | None = None,
+        gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         # Plain lists: checkpoints load with torch's weights_only=True, which refuses OmegaConf types.
@@ -64,6 +67,9 @@ class LocalizeLitModule(pl.LightningModule):
         kwargs = {"num_labels": len(self.label_names), "id2label": self.id2label} if self.label_names else {}
         model = backbone(**kwargs)
         self.model = apply_adapter(model, adapter, freeze_embeddings, modules_to_save)
+        if gradient_checkpointing:
+            # Non-reentrant: works when the inputs need no grad (PEFT, frozen embeddings).
+            self.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         # from_pretrained returns eval mode and Lightning keeps submodule modes: enable dropout.
         self.model.train()
         self.param_counts = count_parameters(self.model)

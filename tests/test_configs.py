@@ -79,3 +79,27 @@ def test_a_task_can_set_its_own_lora_learning_rate():
     assert compose_cfg(["+locale=ja", "task=translation", "adapter=lora"]).module.optimizer.lr == 2e-3
     assert compose_cfg(["+locale=ja", "task=ner", "adapter=lora"]).module.optimizer.lr == 3e-4
     assert compose_cfg(["+locale=ja", "task=ner", "adapter=lora", "adapter.lr=1e-3"]).module.optimizer.lr == 1e-3
+
+
+@pytest.mark.parametrize("model, arch", [("mt5_small", {"model_type": "mt5", "feed_forward_proj": "gated-gelu"}),
+                                         ("opus_mt", {"model_type": "marian"})])
+def test_hub_seq2seq_models_compose_for_translation_and_lora_finds_their_layers(model, arch):
+    """mT5 / opus-mt configs (hub only): the translation task picks the seq2seq head and the LoRA
+    regex matches the real architecture's attention and FFN layers (a tiny random copy of it)."""
+    import peft
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM
+
+    cfg = compose_cfg(["+locale=ja", "task=translation", f"model={model}", "adapter=lora"], "/tmp/x")
+    OmegaConf.resolve(cfg)
+    assert (cfg.task.head, cfg.task.peft_task_type, cfg.data.encoder_decoder) == ("seq2seq_lm", "SEQ_2_SEQ_LM", True)
+    assert "{source}" in cfg.task.prompt and cfg.module.prompt == cfg.task.prompt
+    size = {"d_model": 16, "d_kv": 8, "d_ff": 32, "num_layers": 1, "num_heads": 2} if arch["model_type"] == "mt5" else \
+        {"d_model": 16, "encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 2,
+         "decoder_attention_heads": 2, "encoder_ffn_dim": 32, "decoder_ffn_dim": 32}
+    extra = {"pad_token_id": 1, "decoder_start_token_id": 1, "eos_token_id": 0} if model == "opus_mt" else {}
+    tiny = AutoModelForSeq2SeqLM.from_config(AutoConfig.for_model(**arch, vocab_size=64, **size, **extra))
+    lora = peft.get_peft_model(tiny, peft.LoraConfig(task_type="SEQ_2_SEQ_LM", r=2, target_modules=cfg.model.lora_target_modules))
+    wrapped = {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in lora.named_parameters() if "lora_A" in n}
+    expected = {"q", "k", "v", "o", "wi_0", "wi_1", "wo"} if model == "mt5_small" else \
+        {"q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"}
+    assert wrapped == expected

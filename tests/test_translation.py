@@ -238,3 +238,56 @@ def test_hub_corpus_is_read_per_split(mt_cfg, monkeypatch):
     splits = {k: _sources(v) for k, v in dm.splits.items()}
     assert not splits["train"] & splits["test"] and not splits["validation"] & splits["test"]
     assert dm.data_info["source"] == "hub:Helsinki-NLP/opus-100/en-ja"
+
+
+# ---- encoder-decoder models (mT5 / opus-mt through the same task config) ------------------------
+S2S = [o for o in MT if not o.startswith("model=")] + ["model=tiny_seq2seq"]
+
+
+def test_seq2seq_encodes_source_as_inputs_and_target_as_labels(tmp_path):
+    cfg = compose_cfg(S2S, tmp_path / "run")
+    assert cfg.task.head == "seq2seq_lm" and cfg.adapter.name == "full_frozen_emb"
+    dm = _datamodule(cfg)
+    tok = dm.tokenizer
+    for ex in dm.encoded["train"].select(range(3)):
+        assert ex["input_ids"] == ex["prompt_ids"]  # the encoder reads the prompt alone
+        assert tok.decode(ex["labels"], skip_special_tokens=True).replace(" ", "") == \
+            tok.decode(tok(ex["reference"])["input_ids"], skip_special_tokens=True).replace(" ", "")
+        assert ex["labels"][-1] == tok.sep_token_id  # ends with EOS: generation learns to stop
+    batch = next(iter(dm.train_dataloader()))
+    short = batch["attention_mask"].sum(1).argmin()
+    assert batch["attention_mask"][short, 0] == 1  # right padding (labels shift right into the decoder)
+
+
+@pytest.mark.parametrize("adapter", ["lora", "full"])
+def test_seq2seq_trains_generates_and_fills_po(tmp_path, adapter):
+    cfg = compose_cfg(S2S + [f"adapter={adapter}"], tmp_path / "run")
+    rec = train(cfg)
+    assert rec["model"] == "tiny_seq2seq" and 0 <= rec["metrics"]["test/chrf"] <= 100
+    assert "zeroshot/chrf" in rec["metrics"] and rec["metrics"]["val/chrf_best"] >= rec["metrics"]["val/chrf"]
+    module = instantiate(cfg.module)
+    assert module.encoder_decoder and not module._slice_logits
+    out = module.predict_texts(["Open file\n", "Open file"])
+    assert out[0]["translation"].endswith("\n") and out[0]["source"] == "Open file\n"
+
+
+def test_seq2seq_padding_does_not_change_the_loss(tmp_path):
+    """Right padding + -100 labels: a padded batch scores each pair as it scores alone."""
+    cfg = compose_cfg(S2S + ["adapter=full"], tmp_path / "run")
+    dm = _datamodule(cfg)
+    module = instantiate(cfg.module).eval()
+    rows = [dm.encoded["train"][i] for i in range(4)]
+    collate = dm._collator()
+    with torch.no_grad():
+        alone = [module._loss(collate([r])) for r in rows]
+        out = module.model(**{k: v for k, v in collate(rows).items() if k in ("input_ids", "attention_mask", "labels")})
+    per_token = torch.nn.functional.cross_entropy(out.logits.transpose(1, 2), collate(rows)["labels"],
+                                                  ignore_index=-100, reduction="none")
+    n = (collate(rows)["labels"] != -100).sum(1)
+    torch.testing.assert_close(per_token.sum(1) / n, torch.stack(alone), rtol=1e-4, atol=1e-5)
+
+
+def test_seq2seq_prefix_is_refused_with_the_fix(tmp_path):
+    cfg = compose_cfg(S2S + ["adapter=prefix"], tmp_path / "run")
+    with pytest.raises(ValueError, match="use adapter=lora"):
+        build(cfg.module)

@@ -12,6 +12,10 @@ position, which batched generation needs, and every target sits in the last posi
 which lets the module compute logits for those positions only (the 262k-word output layer of
 Gemma-3 costs more than its transformer body).
 
+Encoder-decoder models (``encoder_decoder=True``: mT5, opus-mt, NLLB) read the prompt with the
+encoder and learn the target as decoder labels (transformers shifts them right); their batches are
+right-padded.
+
 The model translates one line at a time: multi-line pairs are dropped from training/evaluation,
 and at inference (:func:`fill_po`, ``predict_texts``) a string is split into lines, each line's
 surrounding whitespace is kept verbatim (gettext requires matching leading/trailing ``\\n``) and
@@ -66,22 +70,39 @@ def pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_id(tokenizer)
 
 
-def encode_pair(tokenizer, prompt: str, target: str | None, max_length: int) -> dict[str, list[int]]:
+def encode_pair(tokenizer, prompt: str, target: str | None, max_length: int,
+                encoder_decoder: bool = False) -> dict[str, list[int]]:
     """Token ids of ``prompt`` (+ ``" " + target + EOS`` when a target is given).
 
     Returns:
         ``input_ids``/``attention_mask``/``labels`` (prompt labels -100) of the full sequence and
         ``prompt_ids``/``prompt_mask`` (the prompt alone, for generation). An over-long sequence
-        loses the end of its target (the prompt is kept whole: generation needs it).
+        loses the end of its target (the prompt is kept whole: generation needs it). With
+        ``encoder_decoder`` the inputs are the prompt and the labels the target alone.
     """
     prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    if encoder_decoder:
+        prompt_ids = prompt_ids[:max_length]
     out = {"prompt_ids": prompt_ids, "prompt_mask": [1] * len(prompt_ids)}
     if target is None:
         return out
+    if encoder_decoder:
+        labels = tokenizer(text_target=target, add_special_tokens=True)["input_ids"]
+        if labels[-1] != eos_id(tokenizer):
+            labels.append(eos_id(tokenizer))  # generation must learn where to stop
+        return {**out, "input_ids": prompt_ids, "attention_mask": out["prompt_mask"], "labels": labels[:max_length]}
     target_ids = tokenizer(" " + target, add_special_tokens=False)["input_ids"] + [eos_id(tokenizer)]
     ids = (prompt_ids + target_ids)[:max(max_length, len(prompt_ids) + 1)]
     labels = ([-100] * len(prompt_ids) + target_ids)[: len(ids)]
     return {**out, "input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
+
+
+def translation_collator(tokenizer, encoder_decoder: bool = False) -> PadCollator:
+    """Left padding for decoder-only models (prompts end at the last position for generation);
+    right padding for encoder-decoders (labels are shifted right into decoder inputs)."""
+    pad = pad_id(tokenizer)
+    return PadCollator(pad, padding_side="right" if encoder_decoder else "left",
+                       extra_pad_values={"prompt_ids": pad, "prompt_mask": 0})
 
 
 def split_edges(text: str) -> tuple[str, str, str]:
@@ -111,7 +132,7 @@ def reassemble(text: str, translated: dict[str, str]) -> str:
 
 
 class TranslationDataModule(LocalizeDataModule):
-    """en→xx pairs for a decoder-only model.
+    """en→xx pairs for a decoder-only (default) or encoder-decoder model.
 
     Args:
         gettext: locale directory of the installed catalogs (``/usr/share/locale/<gettext>``).
@@ -125,6 +146,7 @@ class TranslationDataModule(LocalizeDataModule):
         max_chars: drop pairs whose source or target is longer (long help texts cost generation time).
         drop_identical: drop pairs whose target equals the source (strings left in English).
         exclude_catalogs: ``fnmatch`` patterns of system catalogs to leave out.
+        encoder_decoder: the model is an encoder-decoder (``model.encoder_decoder``).
         **kwargs: see ``LocalizeDataModule``.
     """
 
@@ -144,9 +166,11 @@ class TranslationDataModule(LocalizeDataModule):
         max_chars: int = 120,
         drop_identical: bool = True,
         exclude_catalogs: Sequence[str] = (),
+        encoder_decoder: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.encoder_decoder = encoder_decoder
         self.gettext, self.hub, self.hub_config = gettext, hub, hub_config
         self.prompt, self.src_lang = prompt, src_lang
         self.tgt_lang = tgt_lang or self.locale.get("name")
@@ -216,7 +240,7 @@ class TranslationDataModule(LocalizeDataModule):
 
     def _encode(self, example: dict[str, Any]) -> dict[str, Any]:
         prompt = format_prompt(self.prompt, example["source"], self.src_lang, self.tgt_lang)
-        enc = encode_pair(self.tokenizer, prompt, example["target"], self.max_length)
+        enc = encode_pair(self.tokenizer, prompt, example["target"], self.max_length, self.encoder_decoder)
         return {**enc, "source": example["source"], "reference": example["target"]}
 
     def _eval_loader(self, split: str) -> DataLoader:
@@ -229,8 +253,7 @@ class TranslationDataModule(LocalizeDataModule):
                           num_workers=self.num_workers)
 
     def _collator(self) -> PadCollator:
-        pad = pad_id(self.tokenizer)
-        return PadCollator(pad, padding_side="left", extra_pad_values={"prompt_ids": pad, "prompt_mask": 0})
+        return translation_collator(self.tokenizer, self.encoder_decoder)
 
     def no_data_error(self) -> DataError:
         err = super().no_data_error()

@@ -1,4 +1,5 @@
-"""Translation with a decoder-only LM (Gemma-3): target-only loss, generation-based chrF/BLEU.
+"""Translation with a decoder-only LM (Gemma-3; or an encoder-decoder: mT5, opus-mt): target-only
+loss, generation-based chrF/BLEU.
 
 The loss is the HF forward's ``outputs.loss`` (so AdaLoRA's orthogonal regulariser stays); labels
 are -100 on the prompt. Dev and test scores come from greedy generation on the (capped) splits:
@@ -18,7 +19,6 @@ import pytorch_lightning as pl
 import torch
 from torchmetrics import MaxMetric
 
-from localize.data.collate import PadCollator
 from localize.data.translation import (
     DEFAULT_PROMPT,
     encode_pair,
@@ -27,6 +27,7 @@ from localize.data.translation import (
     line_cores,
     pad_id,
     reassemble,
+    translation_collator,
 )
 from localize.models.backbones import load_tokenizer
 from localize.models.module import LocalizeLitModule
@@ -39,9 +40,9 @@ LOGGED_SCORES = ("chrf", "bleu", "exact_match", "placeholder_preservation", "pla
 
 
 class TranslationLitModule(LocalizeLitModule):
-    """en→xx translation system on a causal LM.
+    """en→xx translation system on a causal LM, or an encoder-decoder (detected from the model).
 
-    Batches are left-padded (``TranslationDataModule``) and carry ``input_ids``/``attention_mask``/
+    Batches are left-padded (right-padded for encoder-decoders; ``TranslationDataModule``) and carry ``input_ids``/``attention_mask``/
     ``labels`` (prompt + target), ``prompt_ids``/``prompt_mask`` (prompt alone, for generation),
     ``source``/``reference`` strings and ``index``.
 
@@ -56,7 +57,8 @@ class TranslationLitModule(LocalizeLitModule):
             line at a time; base models otherwise ramble on with the next prompt line).
         max_length: token budget of ``predict_texts`` prompts (as ``data.max_length``).
         n_samples: sample outputs per stage kept in the run record.
-        model_heads: heads the model config declares (``model.heads``); must include ``causal_lm``.
+        model_heads: heads the model config declares (``model.heads``); must include ``causal_lm``
+            or ``seq2seq_lm``.
         *args, **kwargs: see ``LocalizeLitModule``.
     """
 
@@ -75,10 +77,10 @@ class TranslationLitModule(LocalizeLitModule):
         model_heads: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        if model_heads is not None and "causal_lm" not in model_heads:
+        if model_heads is not None and not {"causal_lm", "seq2seq_lm"} & set(model_heads):
             # transformers would load an encoder (BERT) as a causal LM and train it without complaint.
-            raise ValueError(f"model '{kwargs.get('base_model')}' has no causal_lm head (model.heads={list(model_heads)}): "
-                             f"use model=gemma3_270m for task=translation")
+            raise ValueError(f"model '{kwargs.get('base_model')}' has no causal_lm or seq2seq_lm head "
+                             f"(model.heads={list(model_heads)}): use model=gemma3_270m for task=translation")
         if not tgt_lang:
             raise ValueError("no target language for the prompt: add +locale=xx or set task.tgt_lang=<language name>")
         super().__init__(*args, **kwargs)
@@ -90,8 +92,13 @@ class TranslationLitModule(LocalizeLitModule):
         self.generation = {**GENERATION_DEFAULTS, **dict(generation or {}),
                            "eos_token_id": stops, "pad_token_id": self.pad_id}
         self.max_length, self.n_samples = max_length, n_samples
-        self._slice_logits = _can_slice_logits(self.model)
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        self.encoder_decoder = bool(getattr(base.config, "is_encoder_decoder", False))
+        self._slice_logits = not self.encoder_decoder and _can_slice_logits(self.model)
         if getattr(getattr(self.model, "active_peft_config", None), "is_prompt_learning", False):
+            if self.encoder_decoder:  # not verified to reach generate(): refuse rather than mis-score
+                raise ValueError("prompt-learning adapters (prefix) are not supported for encoder-decoder "
+                                 "translation models here: use adapter=lora (or adalora/full)")
             self._check_generation_sees_adapter()
         self._records: dict[str, list[dict]] = {"val": [], "test": []}
         self.samples: dict[str, list[dict]] = {}
@@ -134,6 +141,8 @@ class TranslationLitModule(LocalizeLitModule):
     # ---- loss ----------------------------------------------------------------------------------
     def _loss(self, batch: dict[str, Any]) -> torch.Tensor:
         mask, labels = batch["attention_mask"], batch["labels"]
+        if self.encoder_decoder:  # the model shifts the labels right into its decoder inputs
+            return self(input_ids=batch["input_ids"], attention_mask=mask, labels=labels).loss
         inputs = {"input_ids": batch["input_ids"], "attention_mask": mask, "position_ids": positions(mask),
                   "use_cache": False}
         if self._slice_logits and bool(mask[:, -1].all()):
@@ -217,7 +226,9 @@ class TranslationLitModule(LocalizeLitModule):
             ctx, model = model.disable_adapter(), model.get_base_model()
         with ctx:
             out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, **self.generation)
-        texts = self.tokenizer.batch_decode(out[:, prompt_ids.shape[1]:], skip_special_tokens=True)
+        # A decoder-only model returns prompt + continuation; an encoder-decoder the output alone.
+        new = out if self.encoder_decoder else out[:, prompt_ids.shape[1]:]
+        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         return [t.strip().split("\n", 1)[0].strip() for t in texts]
 
     def evaluate_generation(self, batches: Iterable[dict[str, Any]], base: bool = False
@@ -248,10 +259,9 @@ class TranslationLitModule(LocalizeLitModule):
         batch_size = batch_size or getattr(self, "inference_options", {}).get("batch_size") or 16
         cores = line_cores(texts)
         encoded = [encode_pair(self.tokenizer, format_prompt(self.prompt, c, self.src_lang, self.tgt_lang), None,
-                               self.max_length) for c in cores]
+                               self.max_length, self.encoder_decoder) for c in cores]
         order = sorted(range(len(cores)), key=lambda i: len(encoded[i]["prompt_ids"]))  # less padding
-        collate = PadCollator(self.pad_id, padding_side="left", extra_pad_values={"prompt_ids": self.pad_id,
-                                                                                   "prompt_mask": 0})
+        collate = translation_collator(self.tokenizer, self.encoder_decoder)
         translated: dict[str, str] = {}
         with self._inference():
             for start in range(0, len(order), batch_size):

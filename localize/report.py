@@ -57,15 +57,15 @@ def find_runs(folder: str) -> tuple[list[str], list[str]]:
         ``(finished, skipped)``: dirs with a ``run.json``, and dirs that look like a run (Hydra or
         Lightning files) but have none — crashed or still running.
     """
-    finished, skipped = [], []
+    finished, candidates = [], []
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         if RECORD in files:
             finished.append(root)
             dirs[:] = []  # a run dir's sub-folders (csv/, wandb/, model/) hold no other runs
         elif _RUN_MARKERS & set(dirs + files):
-            skipped.append(root)
-            dirs[:] = []
+            candidates.append(root)  # crashed or running, unless records lie below it (baselines do)
+    skipped = [c for c in candidates if not any(f.startswith(c + os.sep) for f in finished)]
     return finished, skipped
 
 

@@ -68,6 +68,21 @@ def test_collect_skips_unfinished(logs):
     assert df.loc[df["adapter"] == "full", "train_s"].item() == 20.0  # s/epoch x epochs
 
 
+def test_collect_finds_baselines_inside_a_run_dir(tmp_path):
+    """`localize.baselines` writes <run dir>/baseline_<name>/run.json next to Hydra's files: the
+    records count, and the parent (no run.json of its own) is not reported as crashed."""
+    import shutil
+
+    parent = make_run(tmp_path, "lora", 9, 0.3, 1_000, 0.5, 2.0, finished=False)
+    (parent / ".hydra").mkdir()
+    for name in ("dictionary", "majority"):
+        shutil.copytree(make_run(tmp_path / name, f"baseline_{name}", 9, 0.4, 0, 0.0, 0.0), parent / f"baseline_{name}")
+        shutil.rmtree(tmp_path / name)
+    df = collect(str(tmp_path))
+    assert sorted(df["adapter"]) == ["baseline_dictionary", "baseline_majority"]
+    assert df.attrs["skipped"] == []
+
+
 def test_summarize_mean_and_sample_std(logs):
     summary = summarize(collect(str(logs)))
     lora = summary[summary["method"] == "lora"].iloc[0]

@@ -9,4 +9,8 @@ ADAPTERS=${ADAPTERS:-full,full_frozen_emb,lora,adalora,prefix}
 OUT=${OUT:-logs/experiments/full_vs_peft}
 .venv/bin/python -m localize.train -m +locale=ja task=ner adapter="$ADAPTERS" seed="$SEEDS" \
   paths.log_dir="$OUT" tags=[full_vs_peft]
+# Reference baselines on each seed's split (the split is seeded too), recorded beside the runs.
+for s in ${SEEDS//,/ }; do
+  .venv/bin/python -m localize.baselines +locale=ja task=ner seed="$s" paths.log_dir="$OUT" logger=none
+done
 .venv/bin/python -m localize.report "$OUT" --out experiments/full_vs_peft/results --metric test/f1

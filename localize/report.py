@@ -221,7 +221,8 @@ def summarize(df: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
         values = pd.to_numeric(runs[name], errors="coerce").dropna() if name in runs else pd.Series(dtype=float)
         seeds = sorted(runs["seed"].dropna().astype(int).tolist()) if "seed" in runs else []
         rows.append({
-            "method": adapter, "model": model, "locale": locale, "task": task, "train_n": train_n, "seeds": seeds,
+            "method": adapter, "model": model, "locale": locale, "task": task,
+            "train_n": int(train_n) if str(train_n).isdigit() else math.nan, "seeds": seeds,
             "n": len(runs), "metric": name,
             "mean": values.mean() if len(values) else math.nan,
             "std": values.std(ddof=1) if len(values) > 1 else math.nan,
@@ -231,8 +232,9 @@ def summarize(df: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
         })
     out = pd.DataFrame(rows, columns=cols)
     if len(out):
-        out = out.sort_values(["task", "locale", "model", "mean"], ascending=[True, True, True, False],
-                              na_position="last")
+        # Largest training set first: a low-resource curve reads top-down; a single size changes nothing.
+        out = out.sort_values(["task", "locale", "model", "train_n", "mean"],
+                              ascending=[True, True, True, False, False], na_position="last")
     return out.reset_index(drop=True)
 
 
@@ -242,11 +244,12 @@ def _mean(runs: pd.DataFrame, col: str) -> float:
 
 def to_markdown(summary: pd.DataFrame, skipped: int = 0) -> str:
     """The comparison table as GitHub Markdown, numbers rounded for reading."""
-    head = ["method", "model", "locale", "task", "seeds", "n", "metric", "mean ± std", "trainable %",
+    head = ["method", "model", "locale", "task", "train n", "seeds", "n", "metric", "mean ± std", "trainable %",
             "stored MB", "s/epoch", "train s", "peak RSS MB", "tokens/s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in summary.itertuples():
-        cells = [r.method, r.model, r.locale, r.task, ",".join(map(str, r.seeds)), r.n, r.metric,
+        train_n = "n/a" if r.train_n != r.train_n else int(r.train_n)  # NaN: size not recorded
+        cells = [r.method, r.model, r.locale, r.task, train_n, ",".join(map(str, r.seeds)), r.n, r.metric,
                  f"{_fmt(r.mean, 4)} ± {_fmt(r.std, 4)}", _fmt(100 * r.trainable_share, 3),
                  _fmt(r.stored_mb, 2), _fmt(r.s_per_epoch, 1), _fmt(r.train_s, 1), _fmt(r.peak_rss_mb, 0),
                  _fmt(r.tokens_per_s, 0)]
@@ -290,7 +293,33 @@ def plot_all(df: pd.DataFrame, summary: pd.DataFrame, out_dir: str) -> list[str]
     fig = _learning_curves(df, summary)
     if fig is not None:
         paths.append(_save(fig, os.path.join(out_dir, "learning_curves.png")))
+    fig = _quality_vs_train_size(summary)
+    if fig is not None:
+        paths.append(_save(fig, os.path.join(out_dir, "quality_vs_train_size.png")))
     return paths
+
+
+def _quality_vs_train_size(summary: pd.DataFrame):
+    """Low-resource curves: mean ± std per method over training-set sizes (only when sizes vary)."""
+    import matplotlib.pyplot as plt
+
+    sized = summary.dropna(subset=["train_n"])
+    if not len(sized) or sized.groupby("method")["train_n"].nunique().max() < 2:
+        return None
+    panels = _panels(sized)
+    colors = _colors(sized["method"])
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
+    for ax, (task, metric) in zip(axes[0], panels):
+        for method, rows in sized[sized["task"] == task].groupby("method"):
+            rows = rows.sort_values("train_n")
+            ax.errorbar(rows["train_n"], rows["mean"], yerr=rows["std"].fillna(0), marker="o", capsize=3,
+                        color=colors[method], label=method)
+        ax.set_xscale("log")
+        ax.set(xlabel="training examples", ylabel=metric, title=f"{task}: {metric} vs training-set size")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def _colors(adapters: Iterable[str]) -> dict[str, Any]:

@@ -102,7 +102,7 @@ def test_write_report_files(logs, tmp_path):
     md = (out / "comparison.md").read_text()
     rows = [line for line in md.splitlines() if line.startswith("| ") and "method" not in line]
     assert len(rows) == 3
-    assert "| lora | tiny | ja | ner | 1,2 | 2 | test/f1 | 0.6000 ± 0.1414 |" in md
+    assert "| lora | tiny | ja | ner | n/a | 1,2 | 2 | test/f1 | 0.6000 ± 0.1414 |" in md
     assert "baseline_zero_shot" in md and "1 unfinished" in md
     table = pd.read_csv(out / "comparison.csv")
     assert table["method"].tolist() == ["full", "lora", "baseline_zero_shot"]
@@ -151,3 +151,20 @@ def test_wandb_offline_fails_clearly(logs, monkeypatch, capsys):
     assert main([str(logs), "--wandb-project", "me/proj"]) == 1
     err = capsys.readouterr().err
     assert "cannot read W&B project 'me/proj'" in err and "Traceback" not in err
+
+
+def test_low_resource_curve_has_train_size_column_and_plot(tmp_path):
+    # (adapter, train size, test F1): F1 grows with data; lora below full at each size.
+    for i, (adapter, n, f1) in enumerate([("full", 50, 0.1), ("full", 400, 0.6), ("lora", 50, 0.0), ("lora", 400, 0.4)]):
+        run_dir = make_run(tmp_path / f"r{i}", adapter, 1, f1, 1_000, 0.5, 2.0)
+        record = json.loads((run_dir / "run.json").read_text())
+        record["data"] = {"sizes": {"train": n, "validation": 50, "test": 50}}
+        (run_dir / "run.json").write_text(json.dumps(record))
+    df = collect(str(tmp_path))
+    summary = summarize(df)
+    assert list(zip(summary["method"], summary["train_n"])) == [("full", 400), ("lora", 400), ("full", 50), ("lora", 50)]
+    out = tmp_path / "report"
+    write_report(str(tmp_path), str(out))
+    table = (out / "comparison.md").read_text().splitlines()
+    assert "train n" in table[0] and table[2].startswith("| full | tiny | ja | ner | 400 |")
+    assert (out / "quality_vs_train_size.png").stat().st_size > 1000

@@ -94,8 +94,9 @@ def score(model, dm, loader=None) -> float:
     return float(metric.compute()["f1"])
 
 
-def train_tokens(dm) -> int:
-    return sum(sum(m) for m in dm.encoded["train"]["attention_mask"])
+def train_tokens(ds) -> int:
+    """Non-pad tokens of one pass over an encoded training set."""
+    return sum(sum(m) for m in ds["attention_mask"])
 
 
 def job_localize(adapter: str, epochs: int, seed: int, workdir: Path, overrides: list[str]) -> dict[str, Any]:
@@ -133,7 +134,7 @@ def job_raw(adapter: str, epochs: int, seed: int, workdir: Path, overrides: list
             sched.step()
             opt.zero_grad(set_to_none=True)
     train_s = time.perf_counter() - start
-    return {"train_s": train_s, "tokens": epochs * train_tokens(dm), "test_f1": score(model, dm)}
+    return {"train_s": train_s, "tokens": epochs * train_tokens(dm.encoded["train"]), "test_f1": score(model, dm)}
 
 
 def _hf_trainer(cfg, model, train_ds, collator, epochs: int, seed: int, workdir: Path):
@@ -170,7 +171,7 @@ def job_trainer(adapter: str, epochs: int, seed: int, workdir: Path, overrides: 
     train_ds = dm.encoded["train"].select_columns(["input_ids", "attention_mask", "labels"])
     collator = DataCollatorForTokenClassification(dm.tokenizer)
     train_s = _hf_trainer(cfg, module.model, train_ds, collator, epochs, seed, workdir)
-    return {"train_s": train_s, "tokens": epochs * train_tokens(dm), "test_f1": score(module.model, dm)}
+    return {"train_s": train_s, "tokens": epochs * train_tokens(dm.encoded["train"]), "test_f1": score(module.model, dm)}
 
 
 def job_textbook(adapter: str, epochs: int, seed: int, workdir: Path, overrides: list[str]) -> dict[str, Any]:
@@ -207,8 +208,7 @@ def job_textbook(adapter: str, epochs: int, seed: int, workdir: Path, overrides:
     test_cols = ["input_ids", "attention_mask", "word_index", "word_labels", "index"]
     test = DataLoader(enc["test"].select_columns(test_cols), batch_size=cfg.data.eval_batch_size,
                       collate_fn=PadCollator(dm.tokenizer.pad_token_id))
-    tokens = epochs * sum(sum(m) for m in enc["train"]["attention_mask"])
-    return {"train_s": train_s, "tokens": tokens, "test_f1": score(module.model, dm, test)}
+    return {"train_s": train_s, "tokens": epochs * train_tokens(enc["train"]), "test_f1": score(module.model, dm, test)}
 
 
 JOBS = {"localize": job_localize, "trainer": job_trainer, "raw": job_raw, "textbook": job_textbook}

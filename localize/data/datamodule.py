@@ -5,6 +5,7 @@ model inputs); everything else — caching, batching, padding — lives here onc
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -61,8 +62,10 @@ def _tokenizer_digest(tokenizer: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
 def _code_digest() -> str:
-    """The data package's source: a change in how examples are encoded invalidates the cache."""
+    """The data package's source: a change in how examples are encoded invalidates the cache.
+    Read once per process: it describes the code that was imported, not later edits on disk."""
     h = hashlib.sha256()
     for f in sorted(pathlib.Path(__file__).parent.glob("*.py")):
         h.update(f.read_bytes())
@@ -215,6 +218,10 @@ class LocalizeDataModule(pl.LightningDataModule):
         log.info("tokenised %s: %s %s", name, "built" if built else "reused", folder)
         return datasets.load_from_disk(str(folder), keep_in_memory=True)
 
+    @functools.cached_property
+    def _tokenizer_sha(self) -> str:
+        return _tokenizer_digest(self.tokenizer)
+
     def _cache_key(self, examples: list[dict]) -> str:
         """Hash of everything that decides the encoded rows: the examples, the encoding settings,
         the label set, the tokenizer (its full serialisation, not only its name) and the data code."""
@@ -224,8 +231,6 @@ class LocalizeDataModule(pl.LightningDataModule):
         h.update(json.dumps([type(self).__qualname__, settings, self.label_names], sort_keys=True,
                             ensure_ascii=False, default=str).encode())
         h.update(json.dumps(examples, sort_keys=True, ensure_ascii=False, default=str).encode())
-        if getattr(self, "_tokenizer_sha", None) is None:
-            self._tokenizer_sha = _tokenizer_digest(self.tokenizer)
         h.update(self._tokenizer_sha.encode())
         h.update(_code_digest().encode())
         return h.hexdigest()[:24]

@@ -92,8 +92,7 @@ class TranslationLitModule(LocalizeLitModule):
         self.generation = {**GENERATION_DEFAULTS, **dict(generation or {}),
                            "eos_token_id": stops, "pad_token_id": self.pad_id}
         self.max_length, self.n_samples = max_length, n_samples
-        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        self.encoder_decoder = bool(getattr(base.config, "is_encoder_decoder", False))
+        self.encoder_decoder = bool(getattr(self.model.config, "is_encoder_decoder", False))  # peft forwards .config
         self._slice_logits = not self.encoder_decoder and _can_slice_logits(self.model)
         if getattr(getattr(self.model, "active_peft_config", None), "is_prompt_learning", False):
             if self.encoder_decoder:  # not verified to reach generate(): refuse rather than mis-score

@@ -82,9 +82,10 @@ def test_a_task_can_set_its_own_lora_learning_rate():
 
 
 @pytest.mark.parametrize("model, arch", [("mt5_small", {"model_type": "mt5", "feed_forward_proj": "gated-gelu"}),
-                                         ("opus_mt", {"model_type": "marian"})])
+                                         ("opus_mt", {"model_type": "marian"}),
+                                         ("nllb_distilled", {"model_type": "m2m_100"})])
 def test_hub_seq2seq_models_compose_for_translation_and_lora_finds_their_layers(model, arch):
-    """mT5 / opus-mt configs (hub only): the translation task picks the seq2seq head and the LoRA
+    """mT5 / opus-mt / NLLB configs (hub only): the translation task picks the seq2seq head and the LoRA
     regex matches the real architecture's attention and FFN layers (a tiny random copy of it)."""
     import peft
     from transformers import AutoConfig, AutoModelForSeq2SeqLM
@@ -96,10 +97,20 @@ def test_hub_seq2seq_models_compose_for_translation_and_lora_finds_their_layers(
     size = {"d_model": 16, "d_kv": 8, "d_ff": 32, "num_layers": 1, "num_heads": 2} if arch["model_type"] == "mt5" else \
         {"d_model": 16, "encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 2,
          "decoder_attention_heads": 2, "encoder_ffn_dim": 32, "decoder_ffn_dim": 32}
-    extra = {"pad_token_id": 1, "decoder_start_token_id": 1, "eos_token_id": 0} if model == "opus_mt" else {}
+    extra = {"opus_mt": {"pad_token_id": 1, "decoder_start_token_id": 1, "eos_token_id": 0},
+             "nllb_distilled": {"pad_token_id": 1, "decoder_start_token_id": 2, "eos_token_id": 2}}.get(model, {})
     tiny = AutoModelForSeq2SeqLM.from_config(AutoConfig.for_model(**arch, vocab_size=64, **size, **extra))
     lora = peft.get_peft_model(tiny, peft.LoraConfig(task_type="SEQ_2_SEQ_LM", r=2, target_modules=cfg.model.lora_target_modules))
     wrapped = {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in lora.named_parameters() if "lora_A" in n}
     expected = {"q", "k", "v", "o", "wi_0", "wi_1", "wo"} if model == "mt5_small" else \
         {"q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"}
     assert wrapped == expected
+
+
+def test_nllb_language_codes_are_nllb_tokens_for_every_locale():
+    """Each locale's code maps to one of the FLORES-200 tokens NLLB's tokenizer knows."""
+    from transformers.models.nllb.tokenization_nllb import FAIRSEQ_LANGUAGE_CODES
+
+    codes = compose_cfg(["+locale=ja", "task=translation", "model=nllb_distilled"], "/tmp/x").model.translation.lang_codes
+    locales = {OmegaConf.load(p).code for p in (Path(CONF) / "locale").glob("*.yaml")}
+    assert locales <= set(codes) and set(codes.values()) <= set(FAIRSEQ_LANGUAGE_CODES)

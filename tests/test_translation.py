@@ -291,3 +291,62 @@ def test_seq2seq_prefix_is_refused_with_the_fix(tmp_path):
     cfg = compose_cfg(S2S + ["adapter=prefix"], tmp_path / "run")
     with pytest.raises(ValueError, match="use adapter=lora"):
         build(cfg.module)
+
+
+# ---- models that mark languages with tokens (NLLB / M2M100) ------------------------------------
+@pytest.fixture
+def tiny_nllb(tmp_path):
+    """The nllb_distilled config on a tiny random M2M100 with a real NllbTokenizer over the fixture's
+    characters (plus NLLB's 202 FLORES-200 language tokens, which the tokenizer adds itself)."""
+    from transformers import NllbTokenizer
+
+    pairs = read_po(SMALL_PO)
+    chars = sorted({c for p in pairs for c in p["source"] + p["target"] if not c.isspace()})
+    folder = tmp_path / "tok"
+    tok = NllbTokenizer(vocab={t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>", "▁", *chars])}, merges=[])
+    tok.save_pretrained(folder)
+    arch = (f"{{model_type: m2m_100, vocab_size: {len(tok)}, d_model: 16, encoder_layers: 1, decoder_layers: 1, "
+            "encoder_attention_heads: 2, decoder_attention_heads: 2, encoder_ffn_dim: 32, decoder_ffn_dim: 32, "
+            "pad_token_id: 1, bos_token_id: 0, eos_token_id: 2, decoder_start_token_id: 2, "
+            "encoder_layerdrop: 0, decoder_layerdrop: 0}")  # M2M100 defaults to 0.05: 1 layer could be skipped whole
+    overrides = [o for o in MT if not o.startswith("model=")] + [
+        "model=nllb_distilled", "model.name_or_path=tiny_random", f"model.tokenizer={folder}",
+        f"++model.config_overrides={arch}"]
+    return lambda extra=(): compose_cfg(overrides + list(extra), tmp_path / "run")
+
+
+def test_language_tokens_mark_source_labels_and_generation(tiny_nllb):
+    cfg = tiny_nllb()
+    dm = _datamodule(cfg)
+    tok = dm.tokenizer
+    eng, jpn = tok.convert_tokens_to_ids("eng_Latn"), tok.convert_tokens_to_ids("jpn_Jpan")
+    ex = dm.encoded["train"][0]
+    assert ex["input_ids"][0] == eng and ex["labels"][0] == jpn and ex["labels"][-1] == tok.eos_token_id
+    assert tok.decode(ex["labels"], skip_special_tokens=True) == ex["reference"]
+    module = instantiate(cfg.module).eval()
+    assert module.generation["forced_bos_token_id"] == jpn
+    batch = dm._collator()([dm.encoded["validation"][i] for i in range(2)])
+    out = module.model.generate(input_ids=batch["prompt_ids"], attention_mask=batch["prompt_mask"], **module.generation)
+    assert (out[:, 0] == 2).all() and (out[:, 1] == jpn).all()  # decoder start (EOS), then the target code
+    assert all("jpn_Jpan" not in t for t in module.generate_texts(batch["prompt_ids"], batch["prompt_mask"]))
+
+
+def test_language_token_model_trains_and_fills_po(tiny_nllb, tmp_path):
+    cfg = tiny_nllb(["adapter=lora"])
+    rec = train(cfg)
+    assert rec["model"] == "nllb_distilled" and 0 <= rec["metrics"]["test/chrf"] <= 100
+    assert rec["results"]["generation"]["forced_bos_token_id"] == instantiate(cfg.module).tokenizer.convert_tokens_to_ids("jpn_Jpan")
+    out = tmp_path / "filled.po"
+    fill_po(SMALL_PO, out, instantiate(cfg.module))
+    assert len(read_po(out)) == len(read_po(SMALL_PO))
+
+
+def test_locale_without_a_language_token_names_the_fix(tiny_nllb):
+    from localize.data.translation import language_token_id, language_tokens
+
+    assert language_tokens(None, "ja") == {}
+    with pytest.raises(ValueError, match=r"no language token for locale 'xx'.*\+model\.translation\.lang_codes\.xx="):
+        language_tokens({"en": "eng_Latn", "ja": "jpn_Jpan"}, "xx")
+    tok = _datamodule(tiny_nllb()).tokenizer
+    with pytest.raises(ValueError, match="has no token 'jpn_Japn'"):
+        language_token_id(tok, "jpn_Japn")

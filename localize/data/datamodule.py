@@ -134,6 +134,7 @@ class LocalizeDataModule(pl.LightningDataModule):
         self.cache_tokenized = cache_tokenized
         self._splits: dict[str, list[dict]] | None = None
         self._tokenizer = None
+        self.tokenizer_kwargs: dict[str, Any] = {}  # e.g. NLLB's src_lang/tgt_lang (translation)
         self.encoded: dict[str, datasets.Dataset] = {}
         self.data_info: dict[str, Any] = {}
 
@@ -159,7 +160,7 @@ class LocalizeDataModule(pl.LightningDataModule):
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.tokenizer_name)
+            self._tokenizer = load_tokenizer(self.tokenizer_name, **self.tokenizer_kwargs)
         return self._tokenizer
 
     @property

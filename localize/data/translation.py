@@ -14,7 +14,9 @@ Gemma-3 costs more than its transformer body).
 
 Encoder-decoder models (``encoder_decoder=True``: mT5, opus-mt, NLLB) read the prompt with the
 encoder and learn the target as decoder labels (transformers shifts them right); their batches are
-right-padded.
+right-padded. Models that mark languages with tokens (NLLB, M2M100, mBART-50) get the codes from
+``model.translation.lang_codes`` (:func:`language_tokens`): the tokenizer prefixes the source and the
+labels with them, and generation forces the target code as the first output token.
 
 The model translates one line at a time: multi-line pairs are dropped from training/evaluation,
 and at inference (:func:`fill_po`, ``predict_texts``) a string is split into lines, each line's
@@ -55,6 +57,38 @@ _EDGE_SPACE = re.compile(r"^(\s*)(.*?)(\s*)$", re.S)
 def format_prompt(template: str, source: str, src_lang: str, tgt_lang: str) -> str:
     """The prompt for one source string (``{source}``, ``{src_lang}``, ``{tgt_lang}`` filled)."""
     return template.format(source=source, src_lang=src_lang, tgt_lang=tgt_lang)
+
+
+def language_tokens(lang_codes: dict[str, str] | None, target_lang: str | None,
+                    source_lang: str = "en") -> dict[str, str]:
+    """Tokenizer kwargs (``src_lang``/``tgt_lang``) of a model that marks languages with tokens.
+
+    Args:
+        lang_codes: locale code → the model's language token (``model.translation.lang_codes``,
+            e.g. NLLB's FLORES-200 codes ``{"en": "eng_Latn", "ja": "jpn_Jpan"}``); None/empty for
+            models without language tokens (→ ``{}``).
+        target_lang: the locale's code (``locale.code``).
+
+    Raises:
+        ValueError: the map has no code for the source or the target locale.
+    """
+    if not lang_codes:
+        return {}
+    for code in (source_lang, target_lang):
+        if code not in lang_codes:
+            raise ValueError(f"model.translation.lang_codes has no language token for locale '{code}' "
+                             f"(known: {sorted(lang_codes)}): add +model.translation.lang_codes.{code}=<token> "
+                             f"(NLLB: a FLORES-200 code such as jpn_Jpan) or pick another model")
+    return {"src_lang": lang_codes[source_lang], "tgt_lang": lang_codes[target_lang]}
+
+
+def language_token_id(tokenizer, token: str) -> int:
+    """Id of a language token, refusing codes the tokenizer does not know (they map to <unk>)."""
+    idx = tokenizer.convert_tokens_to_ids(token)
+    if idx is None or idx == tokenizer.unk_token_id:
+        raise ValueError(f"tokenizer {type(tokenizer).__name__} has no token '{token}': fix "
+                         f"model.translation.lang_codes (NLLB uses FLORES-200 codes such as jpn_Jpan)")
+    return idx
 
 
 def eos_id(tokenizer) -> int:
@@ -147,6 +181,8 @@ class TranslationDataModule(LocalizeDataModule):
         drop_identical: drop pairs whose target equals the source (strings left in English).
         exclude_catalogs: ``fnmatch`` patterns of system catalogs to leave out.
         encoder_decoder: the model is an encoder-decoder (``model.encoder_decoder``).
+        lang_codes: locale code → the model's language token (``model.translation.lang_codes``;
+            NLLB/M2M100/mBART-50), see :func:`language_tokens`.
         **kwargs: see ``LocalizeDataModule``.
     """
 
@@ -167,10 +203,13 @@ class TranslationDataModule(LocalizeDataModule):
         drop_identical: bool = True,
         exclude_catalogs: Sequence[str] = (),
         encoder_decoder: bool = False,
+        lang_codes: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.encoder_decoder = encoder_decoder
+        # Part of the tokenised-cache key (a public attribute): another target code, other labels.
+        self.tokenizer_kwargs = language_tokens(lang_codes, self.locale.get("code"))
         self.gettext, self.hub, self.hub_config = gettext, hub, hub_config
         self.prompt, self.src_lang = prompt, src_lang
         self.tgt_lang = tgt_lang or self.locale.get("name")

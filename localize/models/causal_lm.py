@@ -24,6 +24,8 @@ from localize.data.translation import (
     encode_pair,
     eos_id,
     format_prompt,
+    language_token_id,
+    language_tokens,
     line_cores,
     pad_id,
     reassemble,
@@ -59,6 +61,9 @@ class TranslationLitModule(LocalizeLitModule):
         n_samples: sample outputs per stage kept in the run record.
         model_heads: heads the model config declares (``model.heads``); must include ``causal_lm``
             or ``seq2seq_lm``.
+        lang_codes: locale code → the model's language token (NLLB/M2M100/mBART-50,
+            ``model.translation.lang_codes``): the tokenizer marks source and target with them and
+            generation starts every output with the target's token (``forced_bos_token_id``).
         *args, **kwargs: see ``LocalizeLitModule``.
     """
 
@@ -75,6 +80,7 @@ class TranslationLitModule(LocalizeLitModule):
         max_length: int = 256,
         n_samples: int = 8,
         model_heads: list[str] | None = None,
+        lang_codes: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         if model_heads is not None and not {"causal_lm", "seq2seq_lm"} & set(model_heads):
@@ -84,13 +90,16 @@ class TranslationLitModule(LocalizeLitModule):
         if not tgt_lang:
             raise ValueError("no target language for the prompt: add +locale=xx or set task.tgt_lang=<language name>")
         super().__init__(*args, **kwargs)
-        self.tokenizer = load_tokenizer(tokenizer)
+        languages = language_tokens(lang_codes, target_lang)
+        self.tokenizer = load_tokenizer(tokenizer, **languages)
         self.prompt, self.src_lang, self.tgt_lang = prompt, src_lang, tgt_lang
         self.target_lang = target_lang or "und"
         self.eos_id, self.pad_id = eos_id(self.tokenizer), pad_id(self.tokenizer)
         stops = [self.eos_id] + (newline_ids(self.tokenizer) if stop_at_newline else [])
         self.generation = {**GENERATION_DEFAULTS, **dict(generation or {}),
                            "eos_token_id": stops, "pad_token_id": self.pad_id}
+        if languages:  # the decoder starts from EOS; the target code must follow it
+            self.generation["forced_bos_token_id"] = language_token_id(self.tokenizer, languages["tgt_lang"])
         self.max_length, self.n_samples = max_length, n_samples
         self.encoder_decoder = bool(getattr(self.model.config, "is_encoder_decoder", False))  # peft forwards .config
         self._slice_logits = not self.encoder_decoder and _can_slice_logits(self.model)

@@ -103,3 +103,36 @@ def test_sweep_cli_offline_points_to_optuna(monkeypatch, capsys):
     monkeypatch.setenv("WANDB_MODE", "offline")
     assert main([str(CONF / "sweep" / "ner_lora.yaml"), "--count", "1"]) == 2
     assert "hparams_search=ner_lora_optuna" in capsys.readouterr().err
+
+
+def test_optuna_multirun_runs_offline_and_reports_the_best_trial(tmp_path, capsys):
+    """The offline search end to end (2 trials on a tiny model): each trial is a normal run, and the
+    sweeper's best value is the best trial's objective; experiments/lora_search/trials.py tabulates it."""
+    import importlib.util
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import FAST
+
+    fast = [o for o in FAST if not o.startswith(("trainer.max_epochs", "data.batch_size"))]  # searched keys
+    cmd = [sys.executable, "-m", "localize.train", "-m", "hparams_search=ner_lora_optuna", "+locale=ja", *fast,
+           "hydra.sweeper.n_trials=2", f"paths.log_dir={tmp_path}"]
+    proc = subprocess.run(cmd, cwd=CONF.parent, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (multirun,) = (tmp_path / "multiruns").iterdir()
+    best = yaml.safe_load((multirun / "optimization_results.yaml").read_text())
+    records = [json.loads(p.read_text()) for p in multirun.glob("*/run.json")]
+    assert len(records) == 2 and set(best["best_params"]) == {"adapter.lr", "adapter.peft.r", "data.batch_size",
+                                                              "trainer.max_epochs"}
+    assert best["best_value"] == pytest.approx(max(r["metrics"]["val/f1_best"] for r in records))
+
+    spec = importlib.util.spec_from_file_location("trials", CONF.parent / "experiments" / "lora_search" / "trials.py")
+    trials = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(trials)
+    assert trials.main(str(multirun)) == 0
+    table = capsys.readouterr().out
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert len(rows) == 3 and "Best (optimization_results.yaml)" in table  # header + 2 trials

@@ -334,10 +334,11 @@ def test_language_tokens_mark_source_labels_and_generation(tiny_nllb):
 def test_language_token_model_trains_and_fills_po(tiny_nllb, tmp_path):
     cfg = tiny_nllb(["adapter=lora"])
     rec = train(cfg)
+    module = instantiate(cfg.module)
     assert rec["model"] == "nllb_distilled" and 0 <= rec["metrics"]["test/chrf"] <= 100
-    assert rec["results"]["generation"]["forced_bos_token_id"] == instantiate(cfg.module).tokenizer.convert_tokens_to_ids("jpn_Jpan")
+    assert rec["results"]["generation"]["forced_bos_token_id"] == module.tokenizer.convert_tokens_to_ids("jpn_Jpan")
     out = tmp_path / "filled.po"
-    fill_po(SMALL_PO, out, instantiate(cfg.module))
+    fill_po(SMALL_PO, out, module)
     assert len(read_po(out)) == len(read_po(SMALL_PO))
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from omegaconf import OmegaConf
 
 
 def main(folder: str) -> int:
@@ -22,10 +23,9 @@ def main(folder: str) -> int:
     rows = []
     for run in sorted(root.glob("*/run.json"), key=lambda p: int(p.parent.name.split("-")[0])):
         record = json.loads(run.read_text())
-        overrides = dict(o.split("=", 1) for o in yaml.safe_load((run.parent / ".hydra" / "overrides.yaml").read_text())
-                         if "=" in o)
+        config = OmegaConf.create(record["config"])  # the resolved config holds each trial's values
         m, perf = record["metrics"], record["perf"]
-        rows.append([run.parent.name.split("-")[0], *(_short(overrides.get(k, "")) for k in searched),
+        rows.append([run.parent.name.split("-")[0], *(f"{OmegaConf.select(config, k):.3g}" for k in searched),
                      f"{m['val/f1_best']:.3f}", f"{m['test/f1']:.3f}", f"{perf['s_per_epoch']:.1f}",
                      f"{perf['wall_s'] / 60:.1f}"])
     head = ["trial", *searched, "dev F1 (best epoch, objective)", "test F1", "s/epoch", "wall min"]
@@ -35,13 +35,6 @@ def main(folder: str) -> int:
               f" — {len(rows)} trials in `{root}`."]
     print("\n".join(lines))
     return 0
-
-
-def _short(value: str) -> str:
-    try:
-        return f"{float(value):.2e}" if "e-" in value or (0 < float(value) < 0.01) else value
-    except ValueError:
-        return value
 
 
 if __name__ == "__main__":

@@ -43,11 +43,9 @@ COMMON = ["+locale=ja", "task=ner", "logger=none"]
 
 # ---------------------------------------------------------------------------------------------- jobs
 def compose(adapter: str, epochs: int, seed: int, extra: list[str] = ()):
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from localize.config import compose as compose_config
 
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return hydra_compose("train", overrides=[*COMMON, f"adapter={adapter}", f"seed={seed}",
-                                                 f"trainer.max_epochs={epochs}", *extra])
+    return compose_config([*COMMON, f"adapter={adapter}", f"seed={seed}", f"trainer.max_epochs={epochs}", *extra])
 
 
 def shared_setup(adapter: str, epochs: int, seed: int, overrides: list[str]):

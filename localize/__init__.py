@@ -1,6 +1,26 @@
 """localize: localize pretrained language models — full fine-tuning vs PEFT, tracked and compared."""
+import secrets
+
 from omegaconf import OmegaConf
+
+# ${run_id:}: 6 random hex digits that make run dir names unique (two runs of one name started in
+# the same second got one dir). Cached per config like Hydra's ${now:}: a multirun's jobs, whose
+# configs copy the launcher's cache, share one sweep dir.
+if not OmegaConf.has_resolver("run_id"):
+    OmegaConf.register_new_resolver("run_id", lambda: secrets.token_hex(3), use_cache=True)
 
 # ${coalesce:a,b}: the first value that is not null (``oc.select`` only falls back on a missing key).
 if not OmegaConf.has_resolver("coalesce"):
     OmegaConf.register_new_resolver("coalesce", lambda *values: next((v for v in values if v is not None), None))
+
+
+def _search_space(name: str, backend: str):
+    from localize.sweep import search_space_params
+
+    return search_space_params(name, backend)
+
+
+# ${search_space:ner_lora,optuna}: conf/search_space/ner_lora.yaml as Optuna sweeper params, so the
+# hparams_search files and the W&B sweeps read one definition (localize.sweep).
+if not OmegaConf.has_resolver("search_space"):
+    OmegaConf.register_new_resolver("search_space", _search_space)

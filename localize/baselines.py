@@ -14,8 +14,10 @@ from typing import Any, Callable
 import hydra
 from omegaconf import DictConfig
 
+from localize.data.entities import entity_spans
 from localize.tracking.metrics import span_scores
-from localize.tracking.record import RECORD, atomic_write_json, git_state, machine, versions
+from localize.tracking.intervals import TestPredictions
+from localize.tracking.record import RECORD, atomic_write_json, build_record, write_test_predictions
 from localize.utils import build, check_writable, resolved_config
 
 log = logging.getLogger(__name__)
@@ -31,13 +33,8 @@ def ner_dictionary(train: list[dict], test: list[dict]) -> list[list[str]]:
     """Greedy longest match of entity strings (word sequences) seen in train, with their type."""
     lexicon: dict[tuple[str, ...], Counter] = {}
     for ex in train:
-        start = None
-        for i, tag in enumerate(ex["tags"] + ["O"]):
-            if start is not None and not tag.startswith("I-"):
-                lexicon.setdefault(tuple(ex["tokens"][start:i]), Counter())[ex["tags"][start][2:]] += 1
-                start = None
-            if tag.startswith("B-"):
-                start = i
+        for start, end, kind in entity_spans(ex["tags"]):  # the entities the scorer counts
+            lexicon.setdefault(tuple(ex["tokens"][start:end]), Counter())[kind] += 1
     longest = max((len(k) for k in lexicon), default=0)
     out = []
     for ex in test:
@@ -56,35 +53,42 @@ def ner_dictionary(train: list[dict], test: list[dict]) -> list[list[str]]:
     return out
 
 
-def _ner_scores(predict: Callable) -> Callable[[dict], dict[str, float]]:
-    def score(splits: dict) -> dict[str, float]:
+def _ner_scores(predict: Callable) -> Callable[[dict], tuple[dict[str, float], TestPredictions]]:
+    def score(splits: dict) -> tuple[dict[str, float], TestPredictions]:
         pred = predict(splits["train"], splits["test"])
-        return {f"test/{k}": v for k, v in span_scores([ex["tags"] for ex in splits["test"]], pred).items()}
+        gold = [ex["tags"] for ex in splits["test"]]
+        rows = [{"index": i, "gold": list(g), "pred": p} for i, (g, p) in enumerate(zip(gold, pred))]
+        return {f"test/{k}": v for k, v in span_scores(gold, pred).items()}, TestPredictions("spans", rows)
 
     return score
 
 
-def _cls_majority(splits: dict) -> dict[str, float]:
+def _cls_majority(splits: dict) -> tuple[dict[str, float], TestPredictions]:
     from sklearn.metrics import f1_score  # noqa: PLC0415  (sklearn comes with seqeval)
 
     label = Counter(ex["label"] for ex in splits["train"]).most_common(1)[0][0]
     gold = [ex["label"] for ex in splits["test"]]
     pred = [label] * len(gold)
-    return {"test/accuracy": sum(g == p for g, p in zip(gold, pred)) / len(gold),
-            "test/f1_macro": f1_score(gold, pred, average="macro", zero_division=0)}
+    rows = [{"index": i, "gold": g, "pred": p} for i, (g, p) in enumerate(zip(gold, pred))]
+    return ({"test/accuracy": sum(g == p for g, p in zip(gold, pred)) / len(gold),
+             "test/f1_macro": f1_score(gold, pred, average="macro", zero_division=0)}, TestPredictions("labels", rows))
 
 
-def _copy_source(splits: dict) -> dict[str, float]:
+def _copy_source(splits: dict) -> tuple[dict[str, float], TestPredictions]:
     from localize.tracking.mt_metrics import translation_scores
 
     test = splits["test"]
     scores = translation_scores([ex["source"] for ex in test], [ex["source"] for ex in test],
                                 [ex["target"] for ex in test], "xx")
-    return {f"test/{k}": v for k, v in scores.items() if isinstance(v, (int, float))}
+    rows = [{"index": i, "source": ex["source"], "reference": ex["target"], "hypothesis": ex["source"]}
+            for i, ex in enumerate(test)]
+    return ({f"test/{k}": v for k, v in scores.items() if isinstance(v, (int, float))},
+            TestPredictions("translation", rows, {"target_lang": "xx"}))
 
 
-# task name -> {baseline name -> scorer(splits) -> metrics}
-BASELINES: dict[str, dict[str, Callable[[dict], dict[str, float]]]] = {
+# task name -> {baseline name -> scorer(splits) -> (metrics, per-example test predictions)}; the
+# predictions give the baseline the same intervals as a model and let the report pair them.
+BASELINES: dict[str, dict[str, Callable[[dict], tuple[dict[str, float], TestPredictions]]]] = {
     "ner": {"majority": _ner_scores(ner_majority), "dictionary": _ner_scores(ner_dictionary)},
     "sentiment": {"majority": _cls_majority},
     "classification": {"majority": _cls_majority},
@@ -101,16 +105,16 @@ def run_baselines(cfg: DictConfig) -> list[dict[str, Any]]:
         start = time.perf_counter()
         out_dir = os.path.join(cfg.paths.output_dir, f"baseline_{name}")
         check_writable(out_dir)
-        record = {
-            "run_name": cfg.run_name.replace(f"-{cfg.adapter.name}-", f"-baseline_{name}-"),
-            "task": cfg.task.name, "locale": cfg.get("locale", {}).get("code") if cfg.get("locale") else None,
-            "model": "none", "adapter": f"baseline_{name}", "seed": cfg.seed, "tags": ["baseline"],
-            "metrics": score(splits), "params": {"total": 0, "trainable": 0, "trainable_share": 0.0},
-            "storage": {"stored_mb": 0.0}, "perf": {"epochs": 0, "s_per_epoch": 0.0,
-                                                    "wall_s": time.perf_counter() - start},
-            "data": datamodule.data_info, "git": git_state(), "versions": versions(), "machine": machine(),
-            "config": resolved_config(cfg),
-        }
+        metrics, predictions = score(splits)
+        record = build_record(
+            cfg, job_type="baseline", metrics=metrics, start=start, datamodule=datamodule, config=resolved_config(cfg),
+            predictions=predictions,
+            perf={"epochs": 0, "s_per_epoch": 0.0},
+            run_name=cfg.run_name.replace(f"-{cfg.adapter.name}-", f"-baseline_{name}-"),
+            model="none", adapter=f"baseline_{name}", tags=["baseline"],
+            params={"total": 0, "trainable": 0, "trainable_share": 0.0}, storage={"stored_mb": 0.0},
+        )
+        write_test_predictions(out_dir, predictions)
         atomic_write_json(os.path.join(out_dir, RECORD), record)
         print(f"[localize] baseline {name}: " + ", ".join(f"{k}={v:.4f}" for k, v in record["metrics"].items()
                                                          if k in ("test/f1", "test/f1_macro", "test/accuracy",
@@ -125,4 +129,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from localize.cli import cli
+
+    cli(main)

@@ -6,7 +6,7 @@
     python -m localize.evaluate run=<run dir> ckpt_path=<run dir>/checkpoints/last.ckpt
     python -m localize.evaluate model=e5_small +locale=ja task=ner  # base model, head trained 0 steps
 
-The evaluated run's own config rebuilds its model (``localize.adapters.bank.load_run``); the data
+The evaluated run is rebuilt from ``conf/`` + its recorded overrides (``localize.runs.load_run``); the data
 comes from the composed config (task, ``+locale``, ``data.*``) through the normal datamodule and
 ``trainer.test``. The result is a run record (``run.json``, ``job_type: evaluate``) in its own
 dir under ``logs/evals/``.
@@ -28,11 +28,13 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from localize.adapters.bank import RunInfo, _same_weights, load_run, read_run
+from localize.cli import cli
+from localize.runs import RunInfo, load_run, read_run, same_weights
 from localize.data.errors import DataError
-from localize.tracking.callbacks import peak_memory_mb, peak_rss_scope, reset_peak_memory
-from localize.tracking.metrics import SEQEVAL_MODE
-from localize.tracking.record import RECORD, atomic_write_json, git_state, machine, versions
+from localize.data.sources import source_key
+from localize.tracking.callbacks import reset_peak_memory
+from localize.tracking.record import RECORD, atomic_write_json, build_record, write_test_predictions
+from localize.validate import check_config
 from localize.utils import build, check_writable, instantiate_dict, quiet_libraries, resolved_config
 
 log = logging.getLogger(__name__)
@@ -72,8 +74,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     reset_peak_memory()
     out_dir = cfg.paths.output_dir
     check_writable(out_dir)
-    info = read_run(cfg.run) if cfg.get("run") else None
+    info = read_run(cfg.run, ckpt_path=cfg.get("ckpt_path")) if cfg.get("run") else None
     _configure(cfg, info)
+    check_config(cfg)  # after _configure: the run's values fill the nulls of conf/evaluate.yaml
     pl.seed_everything(int(cfg.data.seed), workers=True)
 
     datamodule = build(cfg.data)
@@ -82,8 +85,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     except DataError as e:
         if info is None:
             raise
-        raise DataError(f"{e}. The model of {info.run_dir} knows only {info.labels}: evaluate it on data with "
-                        f"that label set") from None
+        # The reader's own fix (extend data.labels) does not apply: the model's label set is fixed.
+        raise DataError(f"{getattr(e, 'problem', e)}. The model of {info.run_dir} knows only {info.labels}. "
+                        f"Fix: evaluate it on data with that label set (data.path=<file>)") from None
     if info is not None:
         module = load_run(info.run_dir, ckpt_path=cfg.get("ckpt_path"))
         head = "trained"
@@ -101,37 +105,23 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if not trainer.is_global_zero:
         return {}
 
-    locale = cfg.get("locale")
-    record = {
-        "job_type": "evaluate",
-        "run_name": cfg.run_name,
-        "evaluated_run": info.run_dir if info else None,
-        "evaluated_run_name": info.name if info else None,
-        "ckpt_path": cfg.get("ckpt_path") or (os.path.join(info.model_dir) if info else None),
-        "head": head,
-        "task": cfg.task.name,
-        "locale": locale.code if locale is not None else None,
-        "train_locale": info.record.get("locale") if info else None,
-        "model": cfg.model.name,
-        "adapter": info.record.get("adapter") if info else None,
-        "seed": info.record.get("seed") if info else int(cfg.seed),
-        "tags": list(cfg.get("tags") or []),
-        "metrics": metrics,
+    record = build_record(
+        cfg, job_type="evaluate", metrics=metrics, start=start, module=module, datamodule=datamodule,
+        trainer=trainer, config=config,
+        evaluated_run=info.run_dir if info else None,
+        evaluated_run_name=info.name if info else None,
+        ckpt_path=cfg.get("ckpt_path") or (os.path.join(info.model_dir) if info else None),
+        head=head,
+        train_locale=info.record.get("locale") if info else None,
+        adapter=info.record.get("adapter") if info else None,
+        seed=info.record.get("seed") if info else int(cfg.seed),
         # What the run itself reported on its own test split, to compare with at a glance.
-        "run_metrics": {k: v for k, v in (info.record.get("metrics") or {}).items() if k.startswith("test/")}
+        run_metrics={k: v for k, v in (info.record.get("metrics") or {}).items() if k.startswith("test/")}
         if info else None,
-        "labels": list(labels) if labels is not None else None,
-        "results": module.extra_results(),
-        "params": (info.record.get("params") if info else None) or module.param_counts,
-        "perf": {**peak_memory_mb(), "peak_rss_scope": peak_rss_scope(), "wall_s": time.perf_counter() - start},
-        "data": getattr(datamodule, "data_info", {}),
-        "scoring": SEQEVAL_MODE if cfg.task.name == "ner" else None,
-        "wandb_id": next((lg.experiment.id for lg in trainer.loggers if hasattr(lg.experiment, "id")), None),
-        "git": git_state(),
-        "versions": versions(),
-        "machine": machine(),
-        "config": config,
-    }
+        labels=list(labels) if labels is not None else None,
+        params=(info.record.get("params") if info else None) or module.param_counts,
+    )
+    write_test_predictions(out_dir, module.test_predictions())
     atomic_write_json(os.path.join(out_dir, RECORD), record)
     shown = {k: v for k, v in metrics.items() if k in ("test/f1", "test/f1_macro", "test/accuracy")}
     print(f"[localize] {record['run_name']}: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items())
@@ -155,14 +145,13 @@ def _configure(cfg: DictConfig, info: RunInfo | None) -> None:
             return
         run_cfg = info.cfg
         run_base = str(run_cfg.model.name_or_path)
-        if cfg.get("model") is not None and not _same_weights(str(cfg.model.name_or_path), run_base):
+        if cfg.get("model") is not None and not same_weights(str(cfg.model.name_or_path), run_base):
             raise ValueError(f"{info.run_dir} was trained on base model '{run_base}' but model={cfg.model.name} "
                              f"('{cfg.model.name_or_path}') was given: a run is evaluated on its own base; drop model=")
         if cfg.task.head != run_cfg.task.head:
             raise ValueError(f"{info.run_dir} is a {run_cfg.task.name} model ({run_cfg.task.head}) but task="
                              f"{cfg.task.name} needs a {cfg.task.head}: pass task={run_cfg.task.name}")
         cfg.model = OmegaConf.to_container(run_cfg.model, resolve=True)
-        cfg.model.tokenizer = info.tokenizer  # blanked in run.json by the secret filter
         cfg.adapter = OmegaConf.to_container(run_cfg.adapter, resolve=True)
         if cfg.get("locale") is None and run_cfg.get("locale") is not None:
             cfg.locale = OmegaConf.to_container(run_cfg.locale, resolve=True)
@@ -172,7 +161,7 @@ def _configure(cfg: DictConfig, info: RunInfo | None) -> None:
             cfg.data.seed = int(run_data.get("seed", run_cfg.seed))
         if cfg.data.get("max_length") is None:
             cfg.data.max_length = run_data.get("max_length", 256)
-        same_source = _source(cfg.data) == _source(run_data)
+        same_source = source_key(cfg.data) == source_key(run_data)
         for key in SPLIT_KEYS:
             if cfg.data.get(key) is None:
                 if same_source and run_data.get(key) is not None:
@@ -181,17 +170,6 @@ def _configure(cfg: DictConfig, info: RunInfo | None) -> None:
                     del cfg.data[key]
         if info.labels is not None and cfg.data.get("labels") is None:
             cfg.data.labels = list(info.labels)  # the model's label set, in the model's id order
-
-
-def _source(data: DictConfig) -> tuple:
-    """The data a datamodule will read (path first, then the embedded corpus, then the hub)."""
-    path = OmegaConf.select(data, "path")
-    if path:
-        return ("path", os.path.abspath(str(path)))
-    offline = OmegaConf.select(data, "offline")
-    if offline:
-        return ("offline", offline)
-    return ("hub", OmegaConf.select(data, "hub"), OmegaConf.select(data, "hub_config"))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
@@ -207,4 +185,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

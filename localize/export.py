@@ -8,7 +8,9 @@ verified: the reloaded folder's logits must equal the PeftModel's within ``atol`
 ``quantize=int8`` adds ``torch.ao.quantization.quantize_dynamic`` on every ``nn.Linear`` (weights
 int8, activations quantised on the fly; CPU inference) and reports size, latency and the metric
 change on the run's own test split, in ``<out>/export.json``; the quantised weights are saved as
-``<out>/quantized_int8.pt`` (``load_quantized(out)`` rebuilds the model).
+``<out>/quantized_int8.safetensors`` — plain tensors (each quantised Linear's int8 weight, scale,
+zero point, bias) plus a JSON layout in the file's metadata naming the Linear each belongs to — a
+format that cannot carry code; ``load_quantized(out)`` rebuilds the dynamic-quantised model from it.
 
 Prompt-learning adapters (prefix tuning) have nothing to merge and are refused.
 """
@@ -27,13 +29,15 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from localize.tracking.storage import atomic_folder
-from localize.adapters.bank import RunInfo, load_run, read_run
+from localize.tracking.atomic import atomic_file, atomic_folder
+from localize.runs import RunInfo, build_datamodule, build_untrained, load_run, read_run
 
 log = logging.getLogger(__name__)
 
 PIPELINE_TASK = {"token_classification": "token-classification", "sequence_classification": "text-classification"}
-QUANTIZED_FILE = "quantized_int8.pt"
+QUANTIZED_FILE = "quantized_int8.safetensors"
+LEGACY_QUANTIZED_FILE = "quantized_int8.pt"  # older exports: a pickle, never read (it could run code)
+QUANTIZED_FORMAT = "localize-int8-dynamic/1"
 REPORT = "export.json"
 # Inputs for the equality check: several scripts, entities, digits, a long-ish sentence.
 SAMPLE_TEXTS = [
@@ -80,7 +84,7 @@ def export(run_dir: str, out: str, quantize: str | None = None, atol: float = 1e
         raise FileExistsError(f"'{out}' exists and is not empty: pass a new out=<dir>, or overwrite=true")
 
     module = load_run(run_dir)
-    tokenizer = module.tokenizer
+    tokenizer = build_datamodule(info).tokenizer
     batch = tokenizer(SAMPLE_TEXTS, padding=True, truncation=True, max_length=128, return_tensors="pt")
     with torch.inference_mode():
         reference = module.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -90,13 +94,11 @@ def export(run_dir: str, out: str, quantize: str | None = None, atol: float = 1e
     model.config.label2id = {name: i for i, name in enumerate(labels)}
     model.config.num_labels = len(labels)
 
-    def write(tmp: str) -> None:
+    with atomic_folder(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
 
-    atomic_folder(out, write)
-
-    exported = _auto_class(head).from_pretrained(out).eval()
+    exported = _auto_class(head).from_pretrained(out, use_safetensors=True).eval()
     with torch.inference_mode():
         logits = exported(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     mask = batch["attention_mask"].bool()
@@ -112,7 +114,7 @@ def export(run_dir: str, out: str, quantize: str | None = None, atol: float = 1e
                          f"(folder left at {out} for inspection)")
     if quantize == "int8":
         report["int8"] = _quantize_report(exported, info, out, batch, evaluate_quantized)
-    with open(os.path.join(out, REPORT), "w") as f:
+    with atomic_file(os.path.join(out, REPORT)) as f:
         json.dump(report, f, indent=2, ensure_ascii=False)
     return report
 
@@ -144,13 +146,87 @@ def quantize_int8(model: nn.Module) -> nn.Module:
         return quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
 
 
+def save_quantized(q: nn.Module, path: str) -> None:
+    """Write a ``quantize_int8`` model's quantised Linears as plain tensors (safetensors).
+
+    Per Linear ``<name>``: ``<name>.weight`` (the int8 values), ``<name>.scale`` (float64),
+    ``<name>.zero_point`` (int64), ``<name>.bias`` (float32, if any); the metadata's ``layout`` (JSON)
+    gives each one's shape and quantisation scheme. Every other weight is the fp32 folder's.
+    """
+    from safetensors.torch import save
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    tensors: dict[str, torch.Tensor] = {}
+    layout: dict[str, dict[str, Any]] = {}
+    for name, m in q.named_modules():
+        if not isinstance(m, DynamicLinear):
+            continue
+        w, bias = m.weight(), m.bias()
+        per_channel = w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
+        tensors[f"{name}.weight"] = w.int_repr().contiguous()
+        tensors[f"{name}.scale"] = (w.q_per_channel_scales() if per_channel else
+                                    torch.tensor([w.q_scale()], dtype=torch.float64)).contiguous()
+        tensors[f"{name}.zero_point"] = (w.q_per_channel_zero_points() if per_channel else
+                                         torch.tensor([w.q_zero_point()], dtype=torch.int64)).contiguous()
+        if bias is not None:
+            tensors[f"{name}.bias"] = bias.detach().contiguous()
+        layout[name] = {"in_features": m.in_features, "out_features": m.out_features, "bias": bias is not None,
+                        "per_channel_axis": int(w.q_per_channel_axis()) if per_channel else None}
+    with atomic_file(path, "wb") as f:
+        f.write(save(tensors, metadata={"format": QUANTIZED_FORMAT, "layout": json.dumps(layout)}))
+
+
 def load_quantized(out: str) -> nn.Module:
-    """Rebuild the int8 model of an export folder (``quantize=int8``)."""
-    with open(os.path.join(out, REPORT)) as f:
-        head = "token_classification" if json.load(f)["pipeline_task"] == "token-classification" else \
-            "sequence_classification"
-    model = quantize_int8(_auto_class(head).from_pretrained(out))
-    model.load_state_dict(torch.load(os.path.join(out, QUANTIZED_FILE), weights_only=False))
+    """Rebuild the int8 model of an export folder (``quantize=int8``): the fp32 folder
+    (safetensors) with each Linear named in ``quantized_int8.safetensors`` replaced by a dynamic
+    int8 Linear made from the stored tensors. Reads tensors and JSON only: nothing in the folder can
+    make it run code.
+
+    Raises:
+        FileNotFoundError: no int8 export in ``out``.
+        ValueError: an older pickled export (not read), or a file that is not this format / does
+            not fit the folder's model.
+    """
+    from safetensors import safe_open
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    path = os.path.join(out, QUANTIZED_FILE)
+    fix = f"re-export it: python -m localize.export run=<run dir> out={out} quantize=int8 overwrite=true"
+    if not os.path.isfile(path):
+        legacy = os.path.join(out, LEGACY_QUANTIZED_FILE)
+        if os.path.exists(legacy):
+            raise ValueError(f"{legacy} is a pickle written by an older localize.export; it is not loaded, since "
+                             f"unpickling a file can run code: {fix}")
+        raise FileNotFoundError(f"{path} not found: {out} was not exported with quantize=int8; {fix}")
+    try:
+        with open(os.path.join(out, REPORT)) as f:
+            pipeline_task = json.load(f)["pipeline_task"]
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != QUANTIZED_FORMAT:
+                raise ValueError(f"format {meta.get('format')!r}, expected {QUANTIZED_FORMAT!r}")
+            layout = json.loads(meta["layout"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # SafetensorError, a pickle renamed .safetensors, bad JSON, missing key
+        raise ValueError(f"{path} is not a localize int8 export ({type(e).__name__}: {str(e)[:200]}): {fix}") from e
+    head = "token_classification" if pipeline_task == "token-classification" else "sequence_classification"
+    model = _auto_class(head).from_pretrained(out, use_safetensors=True).eval()
+    modules = dict(model.named_modules())
+    for name, spec in layout.items():
+        linear = modules.get(name)
+        if not isinstance(linear, nn.Linear) or (linear.in_features, linear.out_features) != (
+                spec["in_features"], spec["out_features"]):
+            raise ValueError(f"{path} quantises '{name}' ({spec['in_features']}→{spec['out_features']}), which is "
+                             f"not such a Linear of the model in {out}: {fix}")
+        ints, scale, zero = tensors[f"{name}.weight"], tensors[f"{name}.scale"], tensors[f"{name}.zero_point"]
+        if spec["per_channel_axis"] is None:
+            weight = torch._make_per_tensor_quantized_tensor(ints, float(scale[0]), int(zero[0]))
+        else:
+            weight = torch._make_per_channel_quantized_tensor(ints, scale, zero, int(spec["per_channel_axis"]))
+        q = DynamicLinear(spec["in_features"], spec["out_features"], bias_=spec["bias"], dtype=torch.qint8)
+        q.set_weight_bias(weight, tensors.get(f"{name}.bias"))
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, q)
     return model.eval()
 
 
@@ -175,7 +251,7 @@ def _latency_ms(model: nn.Module, batch: dict[str, torch.Tensor], repeats: int =
 def _quantize_report(model: nn.Module, info: RunInfo, out: str, batch: dict[str, torch.Tensor],
                      evaluate: bool) -> dict[str, Any]:
     q = quantize_int8(model)
-    torch.save(q.state_dict(), os.path.join(out, QUANTIZED_FILE))
+    save_quantized(q, os.path.join(out, QUANTIZED_FILE))
     with torch.inference_mode():
         fp = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         qi = q(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -184,6 +260,7 @@ def _quantize_report(model: nn.Module, info: RunInfo, out: str, batch: dict[str,
         (fp.argmax(-1) == qi.argmax(-1)).float().mean()
     report = {
         "fp32_mb": _state_mb(model), "int8_mb": _state_mb(q),
+        "int8_file_mb": os.path.getsize(os.path.join(out, QUANTIZED_FILE)) / 2**20,
         "fp32_ms_per_batch": _latency_ms(model, batch), "int8_ms_per_batch": _latency_ms(q, batch),
         "latency_batch": list(batch["input_ids"].shape), "threads": torch.get_num_threads(),
         "argmax_agreement_on_samples": float(agree),
@@ -200,14 +277,8 @@ def _quantize_report(model: nn.Module, info: RunInfo, out: str, batch: dict[str,
 def _test_metrics(info: RunInfo, models: dict[str, nn.Module]) -> dict[str, dict[str, float]]:
     """Each model scored on the run's own test split through its LightningModule's ``test_step``."""
     import pytorch_lightning as pl
-    from omegaconf import OmegaConf
 
-    from localize.adapters.bank import build_untrained
-    from localize.utils import build
-
-    data = OmegaConf.to_container(info.cfg.data, resolve=True)
-    data.update(tokenizer=info.tokenizer, labels=info.labels)
-    datamodule = build(OmegaConf.create(data))
+    datamodule = build_datamodule(info)
     module = build_untrained(info, adapter=False)
     results = {}
     for name, model in models.items():
@@ -227,12 +298,16 @@ def _test_metrics(info: RunInfo, models: dict[str, nn.Module]) -> dict[str, dict
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     from localize.utils import quiet_libraries
+    from localize.validate import check_config
 
     quiet_libraries()
+    check_config(cfg)  # atol, quantize, overwrite: before the run is read
     report = export(cfg.run, cfg.out, quantize=cfg.get("quantize"), atol=float(cfg.atol),
                     overwrite=bool(cfg.overwrite), evaluate_quantized=bool(cfg.evaluate_quantized))
     print(json.dumps(report, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":
-    main()
+    from localize.cli import cli
+
+    cli(main)

@@ -1,10 +1,10 @@
 """Tag or classify raw text with trained runs: ``python -m localize.predict +locale=ja adapters.ja=<run dir>``.
 
 Generic over tasks: it loads an object with ``predict_texts(texts) -> list[dict]`` — one run's
-LightningModule (``run=<dir>``, any method) or one locale's view of an ``AdapterBank``
-(``adapters.<locale>=<dir>``; the backbone is loaded once for all listed adapters) — and writes
-one JSON object per input line. A ``.po``/``.pot`` input goes to
-``localize.data.translation.fill_po(in_path, out_path, module)`` instead.
+``localize.runs.Predictor`` (``run=<dir>``, any method: the run's datamodule encodes, its module's
+``predict_step`` predicts) or one locale's view of an ``AdapterBank`` (``adapters.<locale>=<dir>``;
+the backbone is loaded once for all listed adapters) — and writes one JSON object per input line.
+A ``.po``/``.pot`` input goes to ``localize.data.translation.fill_po(in_path, out_path, predictor)``.
 
 NER on text without spaces: text is cut with the locale's segmenter (ja: MeCab + IPAdic, the
 training corpus's own unit; characters when it is not installed) — see ``localize/data/segment.py``.
@@ -15,11 +15,12 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from typing import Any, Iterable, Iterator, TextIO
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
+
+from localize.tracking.atomic import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +33,18 @@ def load_predictor(cfg: DictConfig):
     Raises:
         ValueError: neither ``run=`` nor an adapter given; both given; no adapter for ``+locale``.
     """
-    from localize.adapters.bank import AdapterBank, load_run
+    from localize.adapters.bank import AdapterBank
+    from localize.runs import load_predictor as load_run_predictor
 
     locale = OmegaConf.to_container(cfg.locale, resolve=True) if cfg.get("locale") is not None else None
     adapters = {k: str(v) for k, v in (cfg.get("adapters") or {}).items() if v}
-    options = {"batch_size": int(cfg.get("batch_size") or 32)}
-    if cfg.get("segmenter"):
-        options["segmenter"] = cfg.segmenter
+    # Inference settings of the runs' own datamodules (None keeps the run's).
+    settings = {"eval_batch_size": int(cfg.get("batch_size") or 32), "segmenter": cfg.get("segmenter")}
     if cfg.get("run") and adapters:
         raise ValueError("give either run=<run dir> or adapters.<locale>=<run dir>, not both")
     if cfg.get("run"):
-        return load_run(cfg.run, locale=locale, **options)
+        return load_run_predictor(cfg.run, locale=locale, segmenter=settings["segmenter"],
+                                  batch_size=settings["eval_batch_size"])
     if not adapters:
         raise ValueError("nothing to predict with: pass run=<run dir>, or +locale=xx adapters.xx=<adapter run dir>")
     code = locale["code"] if locale else (next(iter(adapters)) if len(adapters) == 1 else None)
@@ -50,11 +52,9 @@ def load_predictor(cfg: DictConfig):
         raise ValueError(f"several adapters ({sorted(adapters)}): pick one with +locale=<code>")
     if code not in adapters:
         raise ValueError(f"no adapter for locale '{code}' (given: {sorted(adapters)}): add adapters.{code}=<run dir>")
-    bank = AdapterBank.from_runs(adapters)
-    if locale:
-        bank.adapters[code].locale = locale  # +locale's text handling (normalisation, segmenter)
-    for a in bank.adapters.values():
-        a.options.update(options)
+    # +locale's text handling (normalisation, segmenter) goes to the adapter it selects.
+    bank = AdapterBank.from_runs(adapters, {name: {**settings, "locale": locale if name == code else None}
+                                            for name in adapters})
     log.info("adapter bank: %d adapter(s) on one backbone (%d load); serving '%s'", len(adapters),
              bank.backbone_loads, code)
     return bank.for_locale(code)
@@ -94,6 +94,9 @@ def predict(cfg: DictConfig) -> int | dict[str, Any]:
     Returns:
         The number of JSON lines written, or ``fill_po``'s counts for a PO input.
     """
+    from localize.validate import check_config
+
+    check_config(cfg)
     in_path, out_path = cfg.get("input"), cfg.get("output")
     predictor = load_predictor(cfg)
     if in_path and str(in_path).endswith(PO_SUFFIXES):
@@ -114,17 +117,8 @@ def predict(cfg: DictConfig) -> int | dict[str, Any]:
     try:
         if not out_path:
             return predict_stream(predictor, read_lines(source), sys.stdout, batch)
-        folder = os.path.dirname(os.path.abspath(out_path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".jsonl")
-        try:  # a crash never leaves a half-written output that looks complete
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                n = predict_stream(predictor, read_lines(source), f, batch)
-            os.replace(tmp, out_path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return n
+        with atomic_file(out_path) as f:  # a crash never leaves a half-written output that looks complete
+            return predict_stream(predictor, read_lines(source), f, batch)
     finally:
         if in_path:
             source.close()
@@ -141,4 +135,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from localize.cli import cli
+
+    cli(main)

@@ -3,6 +3,11 @@
 Creates the sweep on the W&B server and runs an agent here; each trial is an ordinary
 ``localize.train`` run. Offline, the same search space runs with Optuna instead:
 ``python -m localize.train -m hparams_search=ner_lora_optuna +locale=ja``.
+
+A search space is defined once, in ``conf/search_space/<name>.yaml`` (typed parameters, no back-end
+syntax); :func:`wandb_parameters` turns it into a W&B sweep's ``parameters`` (a sweep file names it
+with ``search_space: <name>``) and :func:`optuna_params` into Hydra sweeper strings (the
+``hparams_search`` files read them with ``${search_space:<name>,optuna}``).
 """
 from __future__ import annotations
 
@@ -17,13 +22,108 @@ from typing import Any
 
 import yaml
 
+from localize.config import CONF_DIR
+
 OPTUNA_HINT = "python -m localize.train -m hparams_search={name} +locale=ja"
+SPACE_TYPES = ("float", "int", "choice")
 
 
 def load_spec(path: str) -> dict[str, Any]:
-    """A W&B sweep spec from YAML (``${env}``-style macros are left for W&B to expand)."""
+    """A W&B sweep spec from YAML, its ``search_space: <name>`` expanded into W&B ``parameters``.
+
+    ``${env}``-style macros are left for W&B to expand; the search space is read from
+    ``search_space/<name>.yaml`` beside the sweep file's folder (``conf/``).
+    """
     with open(path) as f:
-        return yaml.safe_load(f)
+        spec = yaml.safe_load(f)
+    if "search_space" in spec:
+        if "parameters" in spec:
+            raise ValueError(f"{path} has both `search_space` and `parameters`: keep the one search space")
+        conf_dir = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+        spec["parameters"] = wandb_parameters(load_search_space(spec.pop("search_space"), conf_dir))
+    return spec
+
+
+def load_search_space(name: str, conf_dir: str | os.PathLike = CONF_DIR) -> dict[str, dict[str, Any]]:
+    """A search space from ``<conf_dir>/search_space/<name>.yaml``, checked.
+
+    Args:
+        name: the file's stem, e.g. ``ner_lora``.
+        conf_dir: the config tree (default: this project's ``conf/``).
+
+    Returns:
+        ``{override key: {"type": "float"|"int", "low", "high", "log"} | {"type": "choice", "values"}}``
+        in the file's order, with ``log`` filled in (False) and float bounds as floats.
+
+    Raises:
+        FileNotFoundError: no such search space (the message lists the ones there are).
+        ValueError: a parameter of unknown type, missing or non-numeric bounds, or an empty choice.
+    """
+    folder = os.path.join(conf_dir, "search_space")
+    path = os.path.join(folder, f"{name}.yaml")
+    if not os.path.exists(path):
+        known = sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml")) if os.path.isdir(folder) else []
+        raise FileNotFoundError(f"no search space '{name}' ({path}); available: {', '.join(known) or 'none'}")
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    return {key: _check_param(f"{name}: {key}", p) for key, p in raw.items()}
+
+
+def _check_param(where: str, p: Any) -> dict[str, Any]:
+    kind = p.get("type") if isinstance(p, dict) else None
+    if kind not in SPACE_TYPES:
+        raise ValueError(f"{where}: type must be one of {', '.join(SPACE_TYPES)}, got {kind!r}")
+    if kind == "choice":
+        if not isinstance(p.get("values"), list) or not p["values"]:
+            raise ValueError(f"{where}: a choice needs a non-empty `values` list")
+        return {"type": kind, "values": list(p["values"])}
+    number = int if kind == "int" else (int, float)
+    for bound in ("low", "high"):
+        value = p.get(bound)
+        if not isinstance(value, number) or isinstance(value, bool):
+            raise ValueError(f"{where}: `{bound}` must be a{'n int' if kind == 'int' else ' number'}, got "
+                             f"{value!r} (YAML reads 1e-4 as a string: write 1.0e-4)")
+    if not p["low"] < p["high"]:
+        raise ValueError(f"{where}: needs low < high, got {p['low']} and {p['high']}")
+    log = bool(p.get("log", False))
+    if log and (kind == "int" or p["low"] <= 0):
+        raise ValueError(f"{where}: log applies to float parameters with low > 0 (W&B has no integer log scale)")
+    cast = int if kind == "int" else float
+    return {"type": kind, "low": cast(p["low"]), "high": cast(p["high"]), "log": log}
+
+
+def wandb_parameters(space: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A search space (:func:`load_search_space`) as a W&B sweep's ``parameters``."""
+    out = {}
+    for key, p in space.items():
+        if p["type"] == "choice":
+            out[key] = {"values": list(p["values"])}
+        else:
+            dist = "int_uniform" if p["type"] == "int" else "log_uniform_values" if p["log"] else "uniform"
+            out[key] = {"distribution": dist, "min": p["low"], "max": p["high"]}
+    return out
+
+
+def optuna_params(space: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """A search space (:func:`load_search_space`) as Hydra sweeper strings (``hydra.sweeper.params``)."""
+    out = {}
+    for key, p in space.items():
+        if p["type"] == "choice":
+            out[key] = f"choice({', '.join(_hydra_value(v) for v in p['values'])})"
+        elif p["type"] == "int":
+            out[key] = f"int(interval({p['low']}, {p['high']}))"
+        else:
+            interval = f"interval({p['low']!r}, {p['high']!r})"
+            out[key] = f"tag(log, {interval})" if p["log"] else interval
+    return out
+
+
+def search_space_params(name: str, backend: str) -> dict[str, Any]:
+    """The ``${search_space:<name>,<backend>}`` resolver: ``optuna`` (sweeper strings) or ``wandb``."""
+    backends = {"optuna": optuna_params, "wandb": wandb_parameters}
+    if backend not in backends:
+        raise ValueError(f"unknown search-space backend '{backend}': use one of {', '.join(backends)}")
+    return backends[backend](load_search_space(name))
 
 
 def command_overrides(spec: dict[str, Any]) -> list[str]:
@@ -128,9 +228,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", default=os.environ.get("WANDB_PROJECT", "localize"))
     parser.add_argument("--entity", default=os.environ.get("WANDB_ENTITY"))
     parser.add_argument("--sweep-id", help="join an existing sweep instead of creating one")
+    parser.add_argument("--print-spec", action="store_true",
+                        help="print the W&B spec (search space expanded) for `wandb sweep`, and exit")
     args = parser.parse_args(argv)
 
     spec = load_spec(args.spec)
+    if args.print_spec:
+        print(yaml.safe_dump(spec, sort_keys=False), end="")
+        return 0
     reason = offline_reason()
     if reason:
         stem = os.path.splitext(os.path.basename(args.spec))[0]

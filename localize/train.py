@@ -15,10 +15,15 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from localize.tracking.callbacks import RunStatsCallback, peak_memory_mb, peak_rss_scope, reset_peak_memory
-from localize.tracking.record import RECORD, atomic_write_json, git_state, machine, versions
+from localize.cli import cli
+from localize.tracking.callbacks import RunHealthCallback, RunStatsCallback, reset_peak_memory
+from localize.config import job_overrides
+from localize.tracking.record import (RECORD, atomic_write_json, build_record, git_state, redact_overrides,
+                                      write_test_predictions)
+from localize.models.weights import load_checkpoint
+from localize.tracking.status import FAILED, TrainingFailed, run_status
 from localize.tracking.storage import save_trainable
-from localize.tracking.metrics import SEQEVAL_MODE
+from localize.validate import check_config
 from localize.utils import build, check_writable, instantiate_dict, quiet_libraries, resolved_config
 
 log = logging.getLogger(__name__)
@@ -26,9 +31,11 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job; returns the run record (also written to ``<run dir>/run.json``)."""
+    check_config(cfg)  # types and ranges first: a wrong value fails here, not after the model loads
     start = time.perf_counter()
     reset_peak_memory()  # this job's peak, not the multirun process's
     git = git_state()  # the code that runs, not whatever is checked out when the run ends
+    overrides = job_overrides(cfg)
     out_dir = cfg.paths.output_dir
     check_writable(out_dir)
     pl.seed_everything(cfg.seed, workers=True)
@@ -46,43 +53,37 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         lg.log_metrics({f"params/{k}": v for k, v in module.param_counts.items()}, step=0)
 
     ckpt_path = resume_checkpoint(cfg.ckpt_path)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    common = dict(job_type="train", start=start, module=module, datamodule=datamodule, trainer=trainer, git=git,
+                  config=config, overrides=redact_overrides(overrides) if overrides is not None else None)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)  # no pickled code
+    except TrainingFailed as e:  # the run's outcome (not an interruption): recorded as failed, then raised
+        if trainer.is_global_zero:
+            metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+            atomic_write_json(os.path.join(out_dir, RECORD), build_record(
+                cfg, metrics=metrics, status=FAILED, status_reason=str(e), **common))
+        raise
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.test:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None)
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update(tested[0] if tested else {})
 
     if not trainer.is_global_zero:
         return {}
     stats = next((c.stats for c in callbacks if isinstance(c, RunStatsCallback)), {})
     storage = save_trainable(module, os.path.join(out_dir, "model"))
-    record = {
-        "run_name": cfg.run_name,
-        "task": cfg.task.name,
-        "locale": cfg.get("locale", {}).get("code") if cfg.get("locale") else None,
-        "model": cfg.model.name,
-        "adapter": cfg.adapter.name,
-        "seed": cfg.seed,
-        "tags": list(cfg.tags),
-        "metrics": metrics,
-        "results": module.extra_results(),
-        "labels": module.label_names,
-        "params": module.param_counts,
-        "storage": storage,
-        "perf": {**stats, **peak_memory_mb(), "peak_rss_scope": peak_rss_scope(), "wall_s": time.perf_counter() - start},
-        "data": getattr(datamodule, "data_info", {}),
-        "scoring": SEQEVAL_MODE if cfg.task.name == "ner" else None,
-        "wandb_id": next((lg.experiment.id for lg in trainer.loggers
-                          if isinstance(getattr(lg.experiment, "id", None), str)), None),
-        "git": git,
-        "versions": versions(),
-        "machine": machine(),
-        "config": config,
-    }
+    dev_counts = next((c.dev_counts for c in callbacks if isinstance(c, RunHealthCallback)), None)
+    status, reason = run_status(metrics, dev_counts, module.label_names, cfg.task.get("monitor"))
+    if reason:
+        log.warning("run %s is %s: %s", cfg.run_name, status, reason)
+    # localize.runs rebuilds the run from conf/ + the recorded overrides (never from the stored config).
+    record = build_record(cfg, metrics=metrics, perf=stats, storage=storage, status=status, status_reason=reason,
+                          **common)
     for lg in trainer.loggers:
         lg.log_metrics({f"storage/{k}": v for k, v in storage.items()}, step=trainer.global_step)
-    atomic_write_json(os.path.join(out_dir, RECORD), record)  # last: its presence means "finished"
+    write_test_predictions(out_dir, module.test_predictions())  # ids were set by build_record
+    atomic_write_json(os.path.join(out_dir, RECORD), record)  # last: a crashed run has none; see "status"
     _print_summary(record)
     return record
 
@@ -100,6 +101,7 @@ def resume_checkpoint(path: str | None) -> str | None:
     if not zipfile.is_zipfile(candidate):  # torch.save's format; a truncated copy fails here, not mid-load
         raise ValueError(f"checkpoint '{candidate}' is corrupt or not a Lightning checkpoint: "
                          f"resume from another one (checkpoints/best.ckpt) or retrain")
+    load_checkpoint(candidate, mmap=True)  # our message for a crafted pickle (tensors mapped, not read)
     return candidate
 
 
@@ -112,7 +114,15 @@ def _print_summary(record: dict[str, Any]) -> None:
     log.info("run %s finished: %s", record["run_name"], shown)
     print(f"[localize] {record['run_name']}: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items())
           + f" | trainable {record['params']['trainable_share']:.2%} | stored {record['storage']['stored_mb']:.1f} MB"
-          + f" | {record['perf'].get('s_per_epoch', 0):.1f} s/epoch")
+          + f" | {record['perf'].get('s_per_epoch', 0):.1f} s/epoch"
+          + (f" | {record['status'].upper()}: {record['status_reason']}" if record.get("status_reason") else ""))
+
+
+def _multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -122,6 +132,12 @@ def main(cfg: DictConfig) -> float | None:
 
     try:
         record = train(cfg)
+    except TrainingFailed as e:
+        if not _multirun():
+            raise
+        # A sweep goes on past a failed trial (recorded: status failed): NaN, which Optuna marks failed.
+        log.error("%s: %s", cfg.run_name, e)
+        return float("nan")
     finally:
         wandb.finish()  # a multirun goes on with a clean W&B state even after a crashed job
     metric = record.get("metrics", {}).get(cfg.get("optimized_metric"))
@@ -129,4 +145,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

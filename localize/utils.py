@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from typing import Any
 
@@ -19,9 +20,24 @@ def build(node: Any, **kwargs: Any) -> Any:
         return instantiate(node, **kwargs)
     except InstantiationException as e:
         cause = e.__cause__
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(cause)) if isinstance(cause, TypeError) else None
+        if unknown and isinstance(node, DictConfig):
+            raise _unknown_setting(node, unknown[1]) from None
         if isinstance(cause, (ValueError, OSError, TypeError, KeyError)) and not isinstance(cause, InstantiationException):
             raise cause from None
         raise
+
+
+def _unknown_setting(node: DictConfig, name: str) -> ValueError:
+    """``+data.batchsize=3`` reached a constructor that has no such argument: name it and the nearest key."""
+    import difflib
+
+    where = node._get_full_key(None) or "the config"
+    keys = [str(k) for k in node.keys() if not str(k).startswith("_") and str(k) != name]
+    near = difflib.get_close_matches(name, keys, n=1)
+    fix = (f"did you mean {where}.{near[0]}? Drop +{where}.{name} and set {where}.{near[0]}=<value>" if near
+           else f"drop +{where}.{name} (the settings of {where} are listed by python -m localize.train --cfg job)")
+    return ValueError(f"{where}.{name} is not a setting of {node.get('_target_', where)}. Fix: {fix}")
 
 
 def instantiate_dict(cfg: DictConfig | dict | None) -> list[Any]:
@@ -34,9 +50,12 @@ def instantiate_dict(cfg: DictConfig | dict | None) -> list[Any]:
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     """Plain, resolved, secret-free config for W&B and run records."""
+    from localize.config import OVERRIDES_KEY
     from localize.tracking.record import redact
 
-    return redact(OmegaConf.to_container(cfg, resolve=True))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config.pop(OVERRIDES_KEY, None)  # recorded on their own, redacted (run.json "overrides")
+    return redact(config)
 
 
 def check_writable(path: str) -> None:

@@ -5,12 +5,12 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
+
+from localize.config import CONF_DIR, compose
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = str(ROOT / "conf")
+CONF = str(CONF_DIR)
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -29,15 +29,8 @@ FAST = [
 
 
 def compose_cfg(overrides: list[str], out_dir: str | Path | None = None, config_name: str = "train") -> DictConfig:
-    """Compose ``conf/<config_name>.yaml`` with overrides; set the run dir (no Hydra runtime here)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=False)
-    if out_dir is not None:
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(out_dir)
-    GlobalHydra.instance().clear()
-    return cfg
+    """``localize.config.compose`` with the run dir second (the order the tests call it in)."""
+    return compose(overrides, config_name=config_name, out_dir=out_dir)
 
 
 @pytest.fixture
@@ -56,3 +49,53 @@ def e5_path():
     from localize.models.e5_convert import ensure_e5_small
 
     return ensure_e5_small()
+
+
+# ----------------------------------------------------------------------------- trained tiny runs
+# Shared by the evaluate / predict / export / bank / runs tests: each run trains once per session.
+NER = ["+locale=ja", "task=ner"]
+TEXTS = ["2005年7月14日、南アフリカ共和国ダーバンで開催中の第29回世界遺産会議で", "東京都に住む山田太郎", "", "ＡＢＣ株式会社"]
+
+
+def write_conll(path, keep: set[str]) -> None:
+    """hironsan with only the ``keep`` entity types (the rest tagged O): another label set."""
+    from localize.data.ner_readers import read_hironsan
+
+    lines = []
+    for ex in read_hironsan():
+        if not all(w.strip() for w in ex["tokens"]):  # CoNLL cannot hold the corpus's U+3000 words
+            continue
+        lines += [f"{w}\t{t if t == 'O' or t[2:] in keep else 'O'}" for w, t in zip(ex["tokens"], ex["tags"])] + [""]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def runs_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="session")
+def train_run(runs_root):
+    """Factory: ``train_run(name, overrides)`` → the dir of a fast NER run, trained once."""
+    from localize.train import train
+
+    def _train(name: str, overrides: list[str]) -> str:
+        out = runs_root / name
+        if not (out / "run.json").exists():
+            train(compose_cfg(FAST + NER + list(overrides), out))
+        return str(out)
+
+    return _train
+
+
+@pytest.fixture(scope="session")
+def lora_run(train_run):
+    return train_run("lora", ["adapter=lora"])
+
+
+@pytest.fixture(scope="session")
+def locper_run(train_run, runs_root):
+    """Same base (same seed: tiny_random's weights are drawn from it), another label set."""
+    conll = runs_root / "locper.conll"
+    write_conll(conll, {"LOCATION", "PERSON"})
+    return train_run("locper", ["adapter=lora", f"data.path={conll}", "data.split_sizes=[0.8,0.1,0.1]"])

@@ -119,7 +119,7 @@ def test_space_separated_and_inference(hand_xlmr):
 
 
 def test_errors(hand_xlmr):
-    with pytest.raises(DataError, match=r"unknown labels \['B-X'\].*Fix: add it to task\.labels"):
+    with pytest.raises(DataError, match=r"unknown labels \['B-X'\]. Fix: list every label of the data in data\.labels="):
         align_words(["東京"], ["B-X"], hand_xlmr, {"O": 0}, space_separated=False)
     with pytest.raises(DataError, match="1 words but 2 tags"):
         align_words(["東京"], ["O", "O"], hand_xlmr, {"O": 0}, space_separated=False)

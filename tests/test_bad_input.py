@@ -35,3 +35,28 @@ def test_label_outside_scheme_names_file_and_line(make_cfg, tmp_path):
     cfg = make_cfg(["+locale=ja", "task=ner", f"data.path={train_file}", "data.split_sizes=[2,1,1]"])
     with pytest.raises(ValueError, match=r"train.conll.*8|X-WRONG"):
         train(cfg)
+
+
+def test_label_never_in_train_fix_gives_a_finished_run(make_cfg, tmp_path):
+    """The message's fix (the full ``data.labels=[...]``, pasted as an override) trains to the end."""
+    import re
+
+    train_file = tmp_path / "train.conll"
+    lines = ["東京\tB-LOC", "", "大阪\tB-LOC", "", "京都\tB-LOC", "", "山田\tB-PSN", "", "佐藤\tB-PSN", ""]
+    train_file.write_text("\n".join(lines), encoding="utf-8")
+    overrides = ["+locale=ja", "task=ner", f"data.path={train_file}", "data.split_sizes=[3,1,1]"]
+    seed = next(s for s in range(50) if all(  # a split whose train sentences are all LOC
+        "PSN" not in ex["tags"][0] for ex in _split(lines, s)))
+    with pytest.raises(ValueError, match="labels never seen in train") as err:
+        train(make_cfg(overrides + [f"seed={seed}"]))
+    fix = re.search(r"data\.labels=\[[^\]]*\]", str(err.value))[0]
+    assert fix == "data.labels=[O,B-LOC,I-LOC,B-PSN,I-PSN]"
+    record = train(make_cfg(overrides + [f"seed={seed}", fix]))
+    assert record["labels"] == ["O", "B-LOC", "I-LOC", "B-PSN", "I-PSN"]
+
+
+def _split(lines, seed):
+    from localize.data.sources import split_examples
+
+    sents = [{"tags": [line.split("\t")[1]]} for line in lines if line]
+    return split_examples(sents, (3, 1, 1), seed)["train"]

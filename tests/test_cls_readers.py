@@ -136,7 +136,7 @@ def test_truncate_text():
     assert truncate_text(text, 4, "head_tail") == text[:4]  # budget too small to split
     with pytest.raises(DataError, match="head_tail"):
         truncate_text(text, 10, "middle")
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="max_chars must be positive, got 0"):
         truncate_text(text, 0)
 
 
@@ -256,7 +256,7 @@ def test_label_names_from():
     assert label_names_from(data) == ["0", "2", "10"]
     assert label_names_from([ex("x", "b"), ex("y", "a")]) == ["a", "b"]
     assert label_names_from(data, [10, 2, 0, 5]) == ["10", "2", "0", "5"]
-    with pytest.raises(DataError, match=r"'10' \(e\.g\. x\).*data\.label_names"):
+    with pytest.raises(DataError, match=r"'10' \(e\.g\. x\).*data\.labels"):
         label_names_from(data, ["0", "2"])
     with pytest.raises(DataError, match="duplicates"):
         label_names_from(data, ["0", "0"])

@@ -1,6 +1,7 @@
 """Every config option composes, and the ones that run offline instantiate (LHT test_configs)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import CONF, compose_cfg
+from localize.utils import build
 
 OPTIONS = {g: sorted(p.stem for p in (Path(CONF) / g).glob("*.yaml")) for g in
-           ("model", "locale", "task", "adapter", "trainer", "logger", "experiment", "hparams_search")}
+           ("model", "locale", "task", "adapter", "trainer", "logger", "experiment", "hparams_search", "recipe")}
 OFFLINE_MODELS = {"e5_small", "minilm", "tiny_random"}
 
 
@@ -32,28 +34,122 @@ def test_adapter_instantiates_on_tiny_model(adapter, task):
     counts = module.param_counts
     assert 0 < counts["trainable"] <= counts["total"]
     assert (counts["trainable"] < counts["total"]) == (cfg.adapter.peft is not None or cfg.adapter.freeze_embeddings)
+    if cfg.adapter.peft is not None:  # the task's peft task type, set by the module (adapters never read the task)
+        assert module.model.peft_config["default"].task_type == cfg.task.peft_task_type
 
 
 @pytest.mark.parametrize("model", OPTIONS["model"])
 def test_model_configs_compose(model):
+    """Each model file names itself, points at an embedded model, the tiny test model or a hub repo
+    (``org/name``), and declares heads the backbone builder knows; the offline ones load their tokenizer."""
+    from localize.models.backbones import EMBEDDED, HEADS, TINY_RANDOM
+
     cfg = compose_cfg(["+locale=ja", "task=ner", f"model={model}"], "/tmp/x")
     OmegaConf.resolve(cfg)
-    assert cfg.module.backbone.name_or_path == cfg.model.name_or_path
+    assert cfg.model.name == model
+    path = cfg.model.name_or_path
+    assert path in EMBEDDED or path == TINY_RANDOM or re.fullmatch(r"[\w.-]+/[\w.-]+", path), path
+    assert cfg.model.heads and set(cfg.model.heads) <= set(HEADS)
     if model in OFFLINE_MODELS:
-        instantiate(cfg.data)  # tokenizer path resolves offline
+        tokenizer = instantiate(cfg.data).tokenizer  # resolves offline
+        assert tokenizer.is_fast and len(tokenizer) > 1000
 
 
-@pytest.mark.parametrize("group", ["trainer", "logger"])
-def test_trainer_and_logger_options_compose(group):
-    for option in OPTIONS[group]:
-        cfg = compose_cfg(["+locale=ja", f"{group}={option}"], "/tmp/x")
+def _expected_leaves(group: str, option: str) -> dict[str, object]:
+    """Literal values an option file sets, itself or through the same-group files its defaults include."""
+    node = OmegaConf.to_container(OmegaConf.load(Path(CONF) / group / f"{option}.yaml"))
+    out: dict[str, object] = {}
+    for entry in node.pop("defaults", []):
+        if isinstance(entry, str) and entry != "_self_":
+            out.update(_expected_leaves(group, entry))
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        elif "${" not in str(value):  # interpolations resolve elsewhere
+            out[prefix] = value
+
+    walk("", node)
+    return out
+
+
+@pytest.mark.parametrize("group, option", [(g, o) for g in ("trainer", "logger") for o in OPTIONS[g]])
+def test_trainer_and_logger_options_compose(group, option):
+    """Choosing an option puts that file's values (and those of the files it extends) in the config."""
+    cfg = compose_cfg(["+locale=ja", f"{group}={option}"], "/tmp/x")
+    OmegaConf.resolve(cfg)
+    expected = _expected_leaves(group, option)
+    assert expected, f"{group}/{option}.yaml sets nothing"
+    assert {k: OmegaConf.select(cfg[group], k) for k in expected} == expected
+
+
+def test_the_experiments_exist():
+    assert {"translation_lora", "ner_lora_searched"} <= set(OPTIONS["experiment"])
+
+
+@pytest.mark.parametrize("option", OPTIONS["experiment"])
+def test_every_experiment_composes_and_selects_what_it_says(option):
+    """An experiment's file starts with the command that runs it, selects the task and adapter its
+    defaults name, and changes the resolved config it overrides."""
+    path = Path(CONF) / "experiment" / f"{option}.yaml"
+    header = path.read_text().splitlines()[:2]
+    assert header[0] == "# @package _global_" and header[1].startswith(
+        f"# python -m localize.train experiment={option} +locale=ja")
+    cfg = compose_cfg([f"experiment={option}", "+locale=ja"], "/tmp/x")
+    OmegaConf.resolve(cfg)
+    for entry in OmegaConf.load(path).defaults:
+        (key, value), = entry.items()
+        group = key.removeprefix("override /")
+        assert OmegaConf.select(cfg, f"{group}.name") == value, (group, value)
+    own = _expected_leaves("experiment", option)
+    assert own.get("tags"), f"{option}: an experiment tags its runs"
+    assert {k: OmegaConf.select(cfg, k) for k in own} == own
+    plain = compose_cfg(["+locale=ja", f"task={cfg.task.name}", f"adapter={cfg.adapter.name}"], "/tmp/x")
+    assert plain.tags != cfg.tags
+
+
+def test_recipes_are_named_after_a_task_and_an_adapter():
+    """``optional recipe: ${task}_${adapter}`` silently skips a misnamed file: every recipe must be
+    reachable from a real task and adapter, and must change the config it is picked for."""
+    pairs = {f"{t}_{a}": (t, a) for t in OPTIONS["task"] for a in OPTIONS["adapter"]}
+    assert OPTIONS["recipe"] and set(OPTIONS["recipe"]) <= set(pairs)
+    for recipe in OPTIONS["recipe"]:
+        task, adapter = pairs[recipe]
+        cfg = compose_cfg(["+locale=ja", f"task={task}", f"adapter={adapter}"], "/tmp/x")
+        recipe_values = OmegaConf.to_container(OmegaConf.load(Path(CONF) / "recipe" / f"{recipe}.yaml"))
+        for group, values in recipe_values.items():
+            for k, v in values.items():
+                assert OmegaConf.select(cfg, f"{group}.{k}") == v, (recipe, group, k)
+
+
+@pytest.mark.parametrize("task", OPTIONS["task"])
+def test_every_task_and_adapter_pair_composes_with_its_own_learning_rate(task):
+    """A pair gets its recipe's lr when it has one, else the adapter file's own."""
+    for adapter in OPTIONS["adapter"]:
+        cfg = compose_cfg(["+locale=ja", f"task={task}", f"adapter={adapter}"], "/tmp/x")
         OmegaConf.resolve(cfg)
+        recipe = Path(CONF) / "recipe" / f"{task}_{adapter}.yaml"
+        expected = OmegaConf.load(recipe).adapter.lr if recipe.exists() else _expected_leaves("adapter", adapter)["lr"]
+        assert (cfg.task.name, cfg.adapter.name, cfg.module.lr) == (task, adapter, expected)
 
 
-def test_every_experiment_composes():
-    for option in OPTIONS["experiment"]:
-        cfg = compose_cfg([f"experiment={option}"], "/tmp/x")
-        OmegaConf.resolve(cfg)
+def test_adapters_never_read_the_task_and_tasks_never_name_an_adapter():
+    for adapter in OPTIONS["adapter"]:
+        text = (Path(CONF) / "adapter" / f"{adapter}.yaml").read_text()
+        # Even peft's task type comes from the task through the module (module.peft_task_type).
+        assert not re.findall(r"\btask\.([\w.]+)", text), adapter
+
+    def keys(node, prefix=()):
+        for k, v in node.items():
+            yield prefix + (k,)
+            if isinstance(v, dict):
+                yield from keys(v, prefix + (k,))
+
+    for task in OPTIONS["task"]:
+        node = OmegaConf.to_container(OmegaConf.load(Path(CONF) / "task" / f"{task}.yaml"))
+        named = {part for path in keys(node) for part in path} & set(OPTIONS["adapter"])
+        assert not named, (task, named)
 
 
 @pytest.mark.parametrize("override,group", [("adapter=lorra", "adapter"), ("task=nerr", "task"),
@@ -73,12 +169,38 @@ def test_translation_defaults_to_a_generative_model_and_model_still_wins():
     assert compose_cfg(["+locale=ja", "task=ner"]).model.name == "e5_small"
 
 
-def test_a_task_can_set_its_own_lora_learning_rate():
-    from tests.conftest import compose_cfg
+def test_translation_lora_recipe_gives_the_same_run_whichever_way_it_is_selected():
+    """README's command and the experiment file: LoRA lr 2e-3 and the same module either way; NER
+    keeps LoRA's own 3e-4; the command line still wins over the recipe."""
+    command = compose_cfg(["+locale=ja", "task=translation", "adapter=lora"], "/tmp/x")
+    experiment = compose_cfg(["experiment=translation_lora", "+locale=ja"], "/tmp/x")
+    assert command.adapter.lr == experiment.adapter.lr == 2e-3
+    a, b = (OmegaConf.to_container(c, resolve=True) for c in (command, experiment))
+    assert a["module"]["lr"] == 2e-3 and a["module"] == b["module"]
+    # The experiment only adds its tags (and the overrides it was composed with differ, of course).
+    assert {k for k in a if a[k] != b.get(k)} - {"composed_overrides"} == {"tags"}
+    assert compose_cfg(["+locale=ja", "task=ner", "adapter=lora"], "/tmp/x").module.lr == 3e-4
+    assert compose_cfg(["+locale=ja", "task=translation", "adapter=adalora"], "/tmp/x").adapter.lr == \
+        compose_cfg(["+locale=ja", "task=ner", "adapter=adalora"], "/tmp/x").adapter.lr  # no recipe: the adapter's
+    for overrides in (["+locale=ja", "task=translation", "adapter=lora"], ["experiment=translation_lora", "+locale=ja"]):
+        assert compose_cfg(overrides + ["adapter.lr=1e-3"], "/tmp/x").module.lr == 1e-3
 
-    assert compose_cfg(["+locale=ja", "task=translation", "adapter=lora"]).module.optimizer.lr == 2e-3
-    assert compose_cfg(["+locale=ja", "task=ner", "adapter=lora"]).module.optimizer.lr == 3e-4
-    assert compose_cfg(["+locale=ja", "task=ner", "adapter=lora", "adapter.lr=1e-3"]).module.optimizer.lr == 1e-3
+
+def test_lr_and_head_lr_reach_the_optimizer_as_module_arguments():
+    cfg = compose_cfg(["+locale=ja", "task=ner", "model=tiny_random", "adapter=lora", "adapter.lr=1.5e-3",
+                       "adapter.head_lr=7e-4"], "/tmp/x")
+    assert "lr" not in cfg.module.optimizer  # the partial carries no lr to be read back out of it
+    module = instantiate(cfg.module, scheduler=None, label_names=["O", "B-X", "I-X"])
+    optimizer = module.configure_optimizers()
+    lrs = {}
+    names = {id(p): n for n, p in module.model.named_parameters()}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            lrs[names[id(p)]] = group["lr"]
+    assert {lr for n, lr in lrs.items() if "lora_" in n} == {1.5e-3}
+    assert {lr for n, lr in lrs.items() if "classifier" in n} == {7e-4}
+    with pytest.raises(ValueError, match=r"adapter.lr must be > 0, got -1"):
+        build(cfg.module, lr=-1, label_names=["O", "B-X", "I-X"])
 
 
 @pytest.mark.parametrize("model, arch", [("mt5_small", {"model_type": "mt5", "feed_forward_proj": "gated-gelu"}),
@@ -93,7 +215,7 @@ def test_hub_seq2seq_models_compose_for_translation_and_lora_finds_their_layers(
     cfg = compose_cfg(["+locale=ja", "task=translation", f"model={model}", "adapter=lora"], "/tmp/x")
     OmegaConf.resolve(cfg)
     assert (cfg.task.head, cfg.task.peft_task_type, cfg.data.encoder_decoder) == ("seq2seq_lm", "SEQ_2_SEQ_LM", True)
-    assert "{source}" in cfg.task.prompt and cfg.module.prompt == cfg.task.prompt
+    assert "{source}" in cfg.task.prompt
     size = {"d_model": 16, "d_kv": 8, "d_ff": 32, "num_layers": 1, "num_heads": 2} if arch["model_type"] == "mt5" else \
         {"d_model": 16, "encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 2,
          "decoder_attention_heads": 2, "encoder_ffn_dim": 32, "decoder_ffn_dim": 32}

@@ -29,7 +29,7 @@ def test_atomic_locked_conversion_with_fake_converter(tmp_path, monkeypatch):
 
     monkeypatch.setattr(gguf_convert, "_convert", fake_convert)
     monkeypatch.setattr(gguf_convert, "_package_version", lambda: "9.9")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="crash mid-conversion"):  # the converter's own error, not a later one
         gguf_convert.ensure_gemma3_270m(cache_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".gemma3-270m-9.9.lock"]  # nothing half-done
 

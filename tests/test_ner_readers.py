@@ -127,7 +127,7 @@ def test_label_list_and_validate():
         validate_tags(ex, ["O", "B-Z", "I-Z"], "train.conll")
     msg = str(err.value)
     assert msg.startswith("train.conll: unknown labels: 'B-Q' x1, first in sentence 1 (id a:5); 'I-A' x1")
-    assert msg.endswith("Fix: add it to task.labels or map it with data.label_map")
+    assert msg.endswith("Fix: list every label of the data in data.labels=[O,B-X,I-X,...], or fix or drop those sentences")
 
 
 def test_split_examples():

@@ -100,8 +100,10 @@ def test_write_report_files(logs, tmp_path):
     paths = write_report(str(logs), str(out))
     assert paths["runs"] == 4 and paths["skipped"] == 1
     md = (out / "comparison.md").read_text()
-    rows = [line for line in md.splitlines() if line.startswith("| ") and "method" not in line]
+    table, runs = md.split("## Runs")
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "method" not in line]
     assert len(rows) == 3
+    assert len([line for line in runs.splitlines() if "| finished |" in line]) == 4  # every run's status
     assert "| lora | tiny | ja | ner | n/a | 1,2 | 2 | test/f1 | 0.6000 ± 0.1414 |" in md
     assert "baseline_zero_shot" in md and "1 unfinished" in md
     table = pd.read_csv(out / "comparison.csv")

@@ -71,9 +71,10 @@ def test_wandb_offline_run_is_kept(make_cfg, tmp_path):
 
 
 @pytest.mark.parametrize("override,error,match", [
-    (["adapter.lr=0"], ValueError, "adapter.lr must be > 0"),
-    (["data.batch_size=0"], ValueError, "data.batch_size must be > 0"),
-    (["adapter=lora", "adapter.peft.r=0"], ValueError, "r"),
+    # Refused by localize.validate before anything is built (tests/test_user_errors.py applies each fix).
+    (["adapter.lr=0"], ValueError, r"adapter\.lr=0 must be > 0 \(learning rate\)\. Fix: adapter\.lr=0\.0003"),
+    (["data.batch_size=0"], ValueError, r"data\.batch_size=0 must be >= 1 .*Fix: data\.batch_size=16"),
+    (["adapter=lora", "adapter.peft.r=0"], ValueError, r"adapter\.peft\.r=0 must be >= 1 \(LoRA rank\)"),
     (["ckpt_path=/nonexistent/last.ckpt"], FileNotFoundError, "ckpt_path="),
     (["ckpt_path=/etc/hostname"], ValueError, "checkpoint"),
 ])

@@ -24,23 +24,11 @@ matplotlib.use("Agg")  # files only: no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.core.global_hydra import GlobalHydra  # noqa: E402
-from omegaconf import open_dict  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, ROOT)
+from localize.config import compose  # noqa: E402
 from localize.evaluate import evaluate  # noqa: E402
-
-
-def _compose(overrides: list[str], out_dir: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=os.path.join(ROOT, "conf"), version_base="1.3"):
-        cfg = compose(config_name="evaluate", overrides=overrides)
-    GlobalHydra.instance().clear()
-    with open_dict(cfg):
-        cfg.paths.output_dir = out_dir
-    return cfg
 
 
 def transfer_matrix(train: dict[str, str], evals: dict[str, list[str]], out_dir: str, metric: str = "test/f1",
@@ -69,7 +57,7 @@ def transfer_matrix(train: dict[str, str], evals: dict[str, list[str]], out_dir:
     for row, run in train.items():
         for col, data_overrides in evals.items():
             cell_dir = os.path.join(out_dir, "evals", f"{row}__{col}")
-            cfg = _compose([f"run={os.path.abspath(run)}", *(overrides or []), *data_overrides], cell_dir)
+            cfg = compose([f"run={os.path.abspath(run)}", *(overrides or []), *data_overrides], "evaluate", cell_dir)
             record = evaluate(cfg)
             rows.append({"train": row, "eval": col, metric: record["metrics"].get(metric),
                          "run_recorded": (record.get("run_metrics") or {}).get(metric),

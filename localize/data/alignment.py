@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from localize.data.entities import entity_spans
 from localize.data.errors import DataError
 
 IGNORE = -100
@@ -123,7 +124,8 @@ def _labels(words: Sequence[str], tags: Sequence[str], positions: Sequence[int],
     if len(tags) != len(words):
         raise DataError(f"{where}: {len(words)} words but {len(tags)} tags. Fix: give exactly one tag per word")
     if unknown := sorted(set(tags) - set(label2id)):
-        raise DataError(f"{where}: unknown labels {unknown}. Fix: add it to task.labels or map it with data.label_map")
+        raise DataError(f"{where}: unknown labels {unknown}. Fix: list every label of the data in "
+                        f"data.labels=[O,B-X,I-X,...], or fix or drop the sentence")
     labels = [IGNORE] * n_tokens
     for pos, tag, shared in zip(positions, tags, _shared(positions)):
         if pos >= 0 and not shared:
@@ -173,9 +175,9 @@ def alignment_stats(examples: Sequence[dict], tokenizer: Any, space_separated: b
         the failure this module avoids); ``truncated_words``; ``tokenless_words`` (no
         character-carrying token of their own, e.g. a U+3000 space; they read the previous
         word's); ``roundtrip_errors`` (words whose gold tag is not recovered by
-        ``words_from_predictions`` from gold token labels); ``span_f1_ceiling`` (strict entity
-        F1 of that read-back against gold, truncated entities included: the best score a
-        perfect token classifier can reach); ``tokens_per_word``.
+        ``words_from_predictions`` from gold token labels); ``span_f1_ceiling`` (strict IOB2 entity
+        F1 of that read-back against gold, entities as the scorer counts them, truncated ones
+        included: the best score a perfect token classifier can reach); ``tokens_per_word``.
     """
     n_words = shared = labelled = bare = naive_bare = naive_first = truncated = tokenless = errors = tokens = 0
     n_gold = n_back = n_hit = 0
@@ -198,7 +200,7 @@ def alignment_stats(examples: Sequence[dict], tokenizer: Any, space_separated: b
         gold = [t if p >= 0 else "O" for t, p in zip(ex["tags"], pos)]
         back = words_from_predictions(labels, pos, id2label)
         errors += sum(g != p for g, p in zip(gold, back))
-        gold_ents, back_ents = _entities(ex["tags"]), _entities(back)
+        gold_ents, back_ents = set(entity_spans(ex["tags"])), set(entity_spans(back))
         n_gold, n_back, n_hit = n_gold + len(gold_ents), n_back + len(back_ents), n_hit + len(gold_ents & back_ents)
         naive = tokenizer(list(words), is_split_into_words=True, truncation=True, max_length=max_length)
         wid = naive.word_ids()
@@ -217,14 +219,3 @@ def alignment_stats(examples: Sequence[dict], tokenizer: Any, space_separated: b
         "tokens_per_word": tokens / max(n_words, 1),
     }
 
-
-def _entities(tags: Sequence[str]) -> set[tuple[int, int, str]]:
-    """Strict IOB2 entity spans ``(start, end, type)``; an I-X not continuing X starts a new one."""
-    out, start = set(), None
-    for i, tag in enumerate([*tags, "O"]):
-        if start is not None and (tag == "O" or tag.startswith("B-") or tag[2:] != start[1]):
-            out.add((start[0], i, start[1]))
-            start = None
-        if tag != "O" and start is None:
-            start = (i, tag[2:])
-    return out

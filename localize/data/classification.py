@@ -1,11 +1,17 @@
 """Text classification / sentiment datamodule: embedded Chinese news, hub sets, or local tables."""
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Any
 
-from localize.data.cls_readers import class_weights, label_names_from, load_cls, truncate_text
-from localize.data.datamodule import LocalizeDataModule, hub_reachable, normalize
-from localize.data.errors import DataError
+from localize.data.cls_checks import check_label_spellings
+from localize.data.cls_readers import (CLS, DEFAULT_SPLIT_SIZES, class_weights, finish_splits,
+                                     label_names_from, truncate_text)
+from localize.data.datamodule import LocalizeDataModule, normalize
+from localize.data.errors import DataError, label_override
+
+log = logging.getLogger(__name__)
 
 
 class ClassificationDataModule(LocalizeDataModule):
@@ -46,26 +52,40 @@ class ClassificationDataModule(LocalizeDataModule):
 
     def _load_splits(self) -> dict[str, list[dict]]:
         info: dict[str, Any] = {}
-        if self.path:
-            splits = load_cls("table", self.path, self.text_field, self.label_field, self.split_sizes, self.seed,
-                              info=info)
-            source = self.path
-        elif self.offline:
-            splits = load_cls(self.offline, None, seed=self.seed, info=info)
-            source = self.offline
-        elif self.hub and hub_reachable():
-            splits, source = _load_hub(self.hub, self.hub_config), f"hub:{self.hub}/{self.hub_config}"
-        else:
-            raise self.no_data_error()
+        loaded = CLS.load(path=self.path, offline=self.offline, hub=self.hub, hub_config=self.hub_config,
+                          options={"text_field": self.text_field, "label_field": self.label_field},
+                          no_data=self.no_data_error)
+        source = loaded.source
+        # Local and packaged data are split if needed and de-duplicated; hub splits are used as published.
+        if isinstance(loaded.data, dict):
+            self.reject_cv(source)
+        else:  # the one split (or CV fold) of a pool; finish_splits then only de-duplicates
+            loaded.data = self.split_pool(loaded.data, self.split_sizes or DEFAULT_SPLIT_SIZES, keep_order=True,
+                                          use_all=True)  # = cls_readers.split_examples
+        splits = loaded.data if loaded.kind == "hub" else finish_splits(loaded.data, source, self.split_sizes,
+                                                                         self.seed, info=info)
+        check_label_spellings(splits, source)
         self.data_info.update(source=source, truncation=self.truncation, max_chars=self.max_chars, **info)
-        # Fixed before any max_train_examples cap, so a small subset keeps the full label set.
-        self._label_names = label_names_from(splits["train"], self.fixed_labels)
+        if info.get("leakage_removed", {}).get("train_docs"):
+            self.data_info.setdefault("dropped", {})["train_also_in_dev_or_test"] = info["leakage_removed"]["train_docs"]
+        cut = {name: sum(len(ex["text"]) > self.max_chars for ex in exs) for name, exs in splits.items()}
+        self.data_info["cut_to_max_chars"] = cut
+        if any(cut.values()):
+            log.warning("%s: texts longer than data.max_chars=%d are cut (%s): %s", source, self.max_chars,
+                        self.truncation, ", ".join(f"{n} of {len(splits[k])} {k}" for k, n in cut.items() if n))
+        # Fixed before any max_train_examples cap, so a small subset keeps the full label set; the
+        # folds of a CV run share the corpus's (their pooled predictions are scored together).
+        self._label_names = label_names_from([ex for exs in splits.values() for ex in exs] if "cv" in self.data_info
+                                             else splits["train"], self.fixed_labels)
         known = set(self._label_names)
         for name in ("validation", "test"):
             unknown = sorted({ex["label"] for ex in splits.get(name, [])} - known)
             if unknown:
-                raise DataError(f"{source} [{name}]: labels {unknown} never occur in train: add training "
-                                f"examples or fix the labels (data.labels=[...] fixes the label set)")
+                fix = ("add them to the label set" if self.fixed_labels else
+                       "keep them as classes without training examples")
+                every = self._label_names + [lab for lab in unknown if lab not in known]
+                raise DataError(f"{source} [{name}]: labels {unknown} never occur in train. Fix: add training "
+                                f"examples, fix those rows, or {fix}: {label_override(every)}")
         return splits
 
     def _encode(self, example: dict[str, Any]) -> dict[str, Any]:
@@ -74,16 +94,22 @@ class ClassificationDataModule(LocalizeDataModule):
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
                 "labels": self.label_names.index(example["label"])}
 
+    def encode_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """Raw texts normalised and truncated as in training (``_encode`` without a label)."""
+        rows = []
+        for text in texts:
+            prepared = truncate_text(normalize(text, self.normalization), self.max_chars, self.truncation)
+            enc = self.tokenizer(prepared, truncation=True, max_length=self.max_length)
+            rows.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
+        return rows
 
-def _load_hub(hub_id: str, config: str | None) -> dict[str, list[dict]]:
-    """A hub text-classification dataset with ``text`` and ClassLabel ``label`` columns."""
-    import datasets
-
-    try:
-        ds = datasets.load_dataset(hub_id, config)
-    except Exception as e:  # network, auth or missing config: one message with the way out
-        raise DataError(f"cannot load hub dataset {hub_id}/{config}: {e}. Offline, use data.path=...") from e
-    feature = ds["train"].features["label"]
-    name = feature.int2str if hasattr(feature, "int2str") else str
-    return {split: [{"id": f"{split}-{i}", "text": r["text"], "label": name(r["label"])}
-                    for i, r in enumerate(ds[split])] for split in ("train", "validation", "test")}
+    def decode_outputs(self, texts: Sequence[str], rows: Sequence[dict[str, Any]],
+                       outputs: Sequence[Any]) -> list[dict[str, Any]]:
+        """Per text: ``text``, ``label`` (argmax) and ``probabilities`` (label -> probability)."""
+        labels = self.known_labels
+        out = []
+        for text, probs in zip(texts, outputs):
+            p = [float(x) for x in probs]
+            best = max(range(len(p)), key=p.__getitem__)
+            out.append({"text": text, "label": labels[best], "probabilities": dict(zip(labels, p))})
+        return out

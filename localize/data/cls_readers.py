@@ -11,19 +11,20 @@ from __future__ import annotations
 import csv
 import importlib.util
 import logging
-import math
 import pickle
-import random
-import re
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from itertools import combinations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import torch
-
+from localize.data.cls_checks import (  # noqa: F401 (re-exported: the classification data API)
+    class_weights,
+    duplicate_stats,
+    label_names_from,
+    remove_leakage,
+)
 from localize.data.errors import DataError
+from localize.data.sources import HubRow, task_sources
+from localize.data.sources import split_examples as _split
 
 log = logging.getLogger(__name__)
 
@@ -194,58 +195,6 @@ def truncate_text(text: str, max_chars: int, strategy: str = "head") -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Duplicates and leakage
-# ---------------------------------------------------------------------------------------------
-
-
-def _key(ex: Example) -> str:
-    # Whitespace-collapsed so re-crawled copies differing only in spacing/newlines still match.
-    key = " ".join(ex["text"].split())
-    return key + "\x1f" + " ".join(ex["text_pair"].split()) if "text_pair" in ex else key
-
-
-def remove_leakage(splits: Mapping[str, list[Example]]) -> tuple[Splits, dict[str, int]]:
-    """Drops train documents whose normalised text also occurs in another split.
-
-    Run it before truncation so that only genuinely identical documents collide.
-
-    Args:
-        splits: Split name -> examples; must contain ``"train"``.
-
-    Returns:
-        ``(splits, removed)``: the splits with a filtered ``train`` (others untouched) and, per
-        other split, how many train documents collided with it. A train document colliding with
-        several splits is counted under each but removed once.
-    """
-    if "train" not in splits:
-        raise DataError(f"remove_leakage needs a 'train' split, got {sorted(splits)}")
-    held_out = {name: {_key(ex) for ex in exs} for name, exs in splits.items() if name != "train"}
-    removed = dict.fromkeys(held_out, 0)
-    train = []
-    for ex in splits["train"]:
-        key = _key(ex)
-        hits = [name for name, keys in held_out.items() if key in keys]
-        for name in hits:
-            removed[name] += 1
-        if not hits:
-            train.append(ex)
-    return {**splits, "train": train}, removed
-
-
-def duplicate_stats(splits: Mapping[str, list[Example]]) -> dict[str, int]:
-    """Counts duplicates for reporting (nothing is removed).
-
-    Returns:
-        ``"within:<split>"`` -> extra copies inside a split, and ``"overlap:<a>&<b>"`` -> distinct
-        normalised texts shared by two splits.
-    """
-    keys = {name: Counter(map(_key, exs)) for name, exs in splits.items()}
-    stats = {f"within:{n}": sum(c - 1 for c in cnt.values()) for n, cnt in keys.items()}
-    stats |= {f"overlap:{a}&{b}": len(keys[a].keys() & keys[b].keys()) for a, b in combinations(keys, 2)}
-    return stats
-
-
-# ---------------------------------------------------------------------------------------------
 # Local tables through `datasets`
 # ---------------------------------------------------------------------------------------------
 
@@ -351,139 +300,45 @@ def read_table(
 
 
 # ---------------------------------------------------------------------------------------------
-# Labels
+# Sources and the entry point
 # ---------------------------------------------------------------------------------------------
 
-
-def _label_order(label: str) -> tuple[int, int | str]:
-    # Numeric labels sort numerically so "10" does not get an id before "2".
-    return (0, int(label)) if re.fullmatch(r"-?\d+", label) else (1, label)
-
-
-def label_names_from(examples: Sequence[Example], given: Sequence[Any] | None = None) -> list[str]:
-    """Returns the label names (their index is the class id).
-
-    Args:
-        examples: Examples whose labels must all be covered.
-        given: Configured label names; if set, it fixes the order and is validated.
-
-    Returns:
-        ``given`` as strings, or the sorted label set of ``examples`` (numbers numerically).
-
-    Raises:
-        DataError: If ``given`` has duplicates or the data has labels outside it.
-    """
-    seen = {ex["label"] for ex in examples}
-    if given is None:
-        return sorted(seen, key=_label_order)
-    names = [str(g) for g in given]
-    if len(set(names)) != len(names):
-        raise DataError(f"data.label_names has duplicates: {names}")
-    unknown = sorted(seen - set(names), key=_label_order)
-    if unknown:
-        ids = {lab: [ex["id"] for ex in examples if ex["label"] == lab][:3] for lab in unknown}
-        detail = "; ".join(f"{lab!r} (e.g. {', '.join(v)})" for lab, v in ids.items())
-        raise DataError(
-            f"labels not in data.label_names={names}: {detail}. Add them to data.label_names or fix/drop those rows"
-        )
-    return names
-
-
-def class_weights(examples: Sequence[Example], label_names: Sequence[str]) -> torch.Tensor:
-    """Inverse-frequency class weights, normalised to mean 1, in ``label_names`` order.
-
-    Raises:
-        DataError: If a label has no examples (its weight would be infinite) or is unknown.
-    """
-    names = label_names_from(examples, label_names)
-    counts = Counter(ex["label"] for ex in examples)
-    empty = [n for n in names if counts[n] == 0]
-    if empty:
-        raise DataError(f"labels {empty} have no training examples; drop them from data.label_names or add data")
-    w = torch.tensor([1.0 / counts[n] for n in names], dtype=torch.float32)
-    return w / w.mean()
-
-
-# ---------------------------------------------------------------------------------------------
-# Splitting and the entry point
-# ---------------------------------------------------------------------------------------------
-
+CLS = task_sources("classification", "classification")
+CLS.reader(*TABLE_FORMATS)(read_table)
+CLS.corpus("inews")(read_inews)
 DEFAULT_SPLIT_SIZES = {"train": 0.8, "validation": 0.1, "test": 0.1}
 
 
+@CLS.hub
+def hub_example(row: Mapping[str, Any], at: HubRow) -> Example:
+    """A hub row with ``text`` and a ClassLabel (or plain) ``label`` column as an example."""
+    feature = at.features["label"]
+    name = feature.int2str if hasattr(feature, "int2str") else str
+    return {"id": f"{at.split}-{at.index}", "text": row["text"], "label": name(row["label"])}
+
+
 def split_examples(examples: Sequence[Example], sizes: Mapping[str, float], seed: int = 0) -> Splits:
-    """Deterministically splits examples by fractions (not stratified).
-
-    Args:
-        examples: Examples to split.
-        sizes: Split name -> fraction; fractions must sum to 1. The first split gets the
-            rounding remainder.
-        seed: Shuffle seed; each split keeps the input order of its examples.
-
-    Raises:
-        DataError: If fractions are invalid or a split would be empty.
-    """
-    fracs = {str(k): float(v) for k, v in sizes.items()}
-    if not fracs or min(fracs.values()) <= 0 or not math.isclose(sum(fracs.values()), 1.0, abs_tol=1e-6):
-        raise DataError(f"data.split_sizes={fracs} must be positive fractions summing to 1")
-    n = len(examples)
-    counts = {k: math.floor(f * n) for k, f in fracs.items()}
-    first = next(iter(counts))
-    counts[first] += n - sum(counts.values())
-    if min(counts.values()) == 0:
-        raise DataError(f"{n} examples are too few for data.split_sizes={fracs} (sizes {counts}); add data or provide split files")
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    out, start = {}, 0
-    for name, c in counts.items():
-        out[name] = [examples[i] for i in sorted(order[start : start + c])]
-        start += c
-    return out
+    """:func:`localize.data.sources.split_examples` as classification uses it: fractions summing to 1
+    (the first split gets the rounding remainder), each split in input order."""
+    return _split(examples, sizes, seed, keep_order=True, use_all=True)
 
 
-# Common spellings of split names in file names and configs.
-SPLIT_ALIASES = {"train": "train", "dev": "validation", "valid": "validation", "val": "validation",
-                 "validation": "validation", "test": "test"}  # fmt: skip
-
-
-def _split_files(path: Any) -> dict[str, Path]:
-    if path is None:
-        raise DataError("no input given; set data.path= to a file, a directory or {train: ..., validation: ...}")
-    if isinstance(path, Mapping):  # also Hydra DictConfig
-        unknown = [k for k in path if k not in SPLIT_ALIASES]
-        if unknown:
-            raise DataError(f"data.path has unknown split names {unknown}; use {sorted(SPLIT_ALIASES)}")
-        files = {SPLIT_ALIASES[k]: Path(v) for k, v in path.items()}
-    elif Path(path).is_dir():
-        found = [p for p in sorted(Path(path).iterdir()) if p.stem in SPLIT_ALIASES and p.suffix.lower() in TABLE_FORMATS]
-        files = {SPLIT_ALIASES[p.stem]: p for p in found}
-        if len(files) != len(found):
-            raise DataError(f"{path}: several files for one split: {[p.name for p in found]}; keep one per split")
-    elif Path(path).is_file():
-        files = {"train": Path(path)}
-    else:
-        raise DataError(f"{path}: not found; check data.path=")
-    if "train" not in files:
-        raise DataError(
-            f"{path}: no train file; name one train{{{','.join(sorted(TABLE_FORMATS))}}} or set data.path.train="
-        )
-    return files
-
-
-def _load_table(path: Any, text_field: str, label_field: str, text_pair_field: str | None,
-                split_sizes: Mapping[str, float] | None, seed: int) -> Splits:  # fmt: skip
-    files = _split_files(path)
-    splits = {name: read_table(p, text_field, label_field, text_pair_field) for name, p in files.items()}
-    if len(splits) == 1:
-        return split_examples(splits["train"], split_sizes or DEFAULT_SPLIT_SIZES, seed)
+def finish_splits(data: list[Example] | Splits, source: Any, split_sizes: Mapping[str, float] | None = None,
+                  seed: int = 0, *, dedupe: bool = True, info: dict | None = None) -> Splits:
+    """Split one pool (``split_sizes``, default :data:`DEFAULT_SPLIT_SIZES`), report duplicates and drop
+    train documents also in validation/test (see :func:`remove_leakage`); ``info`` gets the counts."""
+    splits = split_examples(data, split_sizes or DEFAULT_SPLIT_SIZES, seed) if isinstance(data, list) else data
+    info = {} if info is None else info
+    info["duplicates"] = duplicate_stats(splits)
+    log.info("%s duplicates (report only): %s", source, info["duplicates"])
+    if dedupe and len(splits) > 1:
+        before = len(splits["train"])
+        splits, removed = remove_leakage(splits)
+        info["leakage_removed"] = {"train_docs": before - len(splits["train"]), "matched": removed}
+        log.warning("%s: removed %d train documents also in %s", source, before - len(splits["train"]), removed)
+    if not splits["train"]:
+        raise DataError(f"{source}: train split is empty after de-duplication; check the split files")
     return splits
-
-
-def _load_inews(path: Any, *_: Any) -> Splits:
-    return read_inews(path)
-
-
-SOURCES: dict[str, Callable[..., Splits]] = {"inews": _load_inews, "table": _load_table}
 
 
 def load_cls(
@@ -501,7 +356,8 @@ def load_cls(
     """Loads a classification data set as train/validation/test examples.
 
     Args:
-        source: ``"inews"`` (``path`` optionally overrides the pickle directory) or ``"table"``.
+        source: ``"table"`` (local files) or a packaged corpus (``"inews"``; ``path`` optionally
+            overrides its pickle directory).
         path: For ``"table"``: one file (split by ``split_sizes``), a directory with
             ``train``/``dev|validation``/``test`` files, or a mapping split -> file. With several
             split files they are used as given (a missing validation/test stays missing).
@@ -519,17 +375,11 @@ def load_cls(
     Raises:
         DataError: On an unknown source or any reader error.
     """
-    if source not in SOURCES:
-        raise DataError(f"unknown data.source={source!r}; choose one of {sorted(SOURCES)}")
-    splits = SOURCES[source](path, text_field, label_field, text_pair_field, split_sizes, seed)
-    info = {} if info is None else info
-    info["duplicates"] = duplicate_stats(splits)
-    log.info("%s duplicates (report only): %s", source, info["duplicates"])
-    if dedupe and len(splits) > 1:
-        before = len(splits["train"])
-        splits, removed = remove_leakage(splits)
-        info["leakage_removed"] = {"train_docs": before - len(splits["train"]), "matched": removed}
-        log.warning("%s: removed %d train documents also in %s", source, before - len(splits["train"]), removed)
-    if not splits["train"]:
-        raise DataError(f"{source} {path}: train split is empty after de-duplication; check the split files")
-    return splits
+    if source == "table":
+        data = CLS.read_local(path, text_field=text_field, label_field=label_field, text_pair_field=text_pair_field)
+    elif source in CLS.packaged:
+        data = CLS.packaged[source](path)
+    else:
+        raise DataError(f"unknown data.source={source!r}; choose one of {sorted(['table', *CLS.packaged])}")
+    return finish_splits(data, f"{source} {path}" if path is not None else source, split_sizes, seed,
+                         dedupe=dedupe, info=info)

@@ -9,10 +9,9 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import pathlib
 import unicodedata
-from typing import Any
+from typing import Any, Sequence
 
 import datasets
 import pytorch_lightning as pl
@@ -21,6 +20,8 @@ from torch.utils.data import DataLoader
 from localize.data.collate import PadCollator
 from localize.data.errors import DataError
 from localize.data.sampler import LengthGroupedBatchSampler, padding_fraction
+from localize.data.folds import fold_ids
+from localize.data.sources import split_examples
 from localize.models.backbones import load_tokenizer
 from localize.models.cache import cache_root, ensure_folder
 
@@ -29,13 +30,6 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
 STAGE_SPLITS = {"fit": ("train", "validation"), "validate": ("validation",), "test": ("test",),
                 "predict": ("test",)}
-
-
-def hub_reachable() -> bool:
-    """Hub datasets are used only when the user has not declared the machine offline."""
-    return os.environ.get("HF_HUB_OFFLINE", "0") in ("0", "", "false") and os.environ.get(
-        "HF_DATASETS_OFFLINE", "0"
-    ) in ("0", "", "false")
 
 
 def normalize(text: str, form: str | None) -> str:
@@ -72,6 +66,26 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
+def _example_sha1(ex: dict) -> str:
+    return hashlib.sha1(json.dumps(ex, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+def _examples_sha1(examples: Sequence[dict]) -> str:
+    """Order-free hash of a set of examples: two runs with the same hash hold the same examples."""
+    h = hashlib.sha1()
+    for d in sorted(_example_sha1(ex) for ex in examples):
+        h.update(d.encode())
+    return h.hexdigest()
+
+
+def _tested(test: list[dict], pool_index: dict[int, int]) -> dict[str, Any]:
+    """``test_index``: the pool position of each test example, in test-split order (a prediction's
+    index in the test split maps to ``test_index[i]``); ``test_sha1``: :func:`_examples_sha1` of them."""
+    index = [pool_index.get(id(ex)) for ex in test]
+    return {"test_n": len(test), "test_index": index if None not in index else None,
+            "test_sha1": _examples_sha1(test)}
+
+
 class LocalizeDataModule(pl.LightningDataModule):
     """Base datamodule.
 
@@ -94,6 +108,11 @@ class LocalizeDataModule(pl.LightningDataModule):
         cache_tokenized: keep tokenised splits under ``$LOCALIZE_CACHE/tokenized``, keyed by the
             tokenizer, the examples, the encoding settings and the data code, so a second run with
             the same data and settings does not re-tokenise.
+        cv_folds: K-fold cross-validation of an unsplit corpus (None: the plain split); every example
+            is in exactly one test fold (``sources.split_examples``).
+        cv_fold: the fold tested in this run, ``0 .. cv_folds-1``.
+        cv_dev: dev share of the fold's training part (fraction or count); None keeps the
+            ``split_sizes`` train : dev ratio (NER 400/50/50: 1/9 of the other folds).
     """
 
     task_name = "task"
@@ -116,12 +135,21 @@ class LocalizeDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 42,
         cache_tokenized: bool = True,
+        cv_folds: int | None = None,
+        cv_fold: int | None = None,
+        cv_dev: float | int | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("data.batch_size", batch_size), ("data.eval_batch_size", eval_batch_size),
                             ("data.max_length", max_length)):
             if value is None or value <= 0:
                 raise ValueError(f"{name} must be > 0, got {value}: set {name}=<positive integer>")
+        for name, value in (("data.max_train_examples", max_train_examples),
+                            ("data.max_eval_examples", max_eval_examples)):
+            # 0 used to mean "no cap" and a negative cap dropped examples from the end: refuse both.
+            if value is not None and value <= 0:
+                raise ValueError(f"{name}={value} is not a cap: set {name}=null to use every example, or a "
+                                 f"positive count")
         self.tokenizer_name, self.locale, self.path = tokenizer, dict(locale or {}), path
         self.offline, self.hub, self.hub_config = offline, hub, hub_config
         self.fixed_labels = list(labels) if labels else None
@@ -132,6 +160,8 @@ class LocalizeDataModule(pl.LightningDataModule):
         self.max_eval_examples = max_eval_examples
         self.num_workers, self.seed = num_workers, seed
         self.cache_tokenized = cache_tokenized
+        self.cv_folds, self.cv_fold, self.cv_dev = cv_folds, cv_fold, cv_dev
+        self._pool_index: dict[int, int] | None = None  # id(example) -> position in the pool (CV record)
         self._splits: dict[str, list[dict]] | None = None
         self._tokenizer = None
         self.tokenizer_kwargs: dict[str, Any] = {}  # e.g. NLLB's src_lang/tgt_lang (translation)
@@ -144,6 +174,22 @@ class LocalizeDataModule(pl.LightningDataModule):
 
     def _encode(self, example: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
+
+    def encode_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """Raw texts → model-input rows for ``predict_step``, through the training encoding (locale
+        normalisation, segmentation, alignment, truncation). Rows may carry extra fields that
+        ``decode_outputs`` needs; the collator drops what is not a model input."""
+        raise NotImplementedError(f"{type(self).__name__} does not encode raw text")
+
+    def decode_outputs(self, texts: Sequence[str], rows: Sequence[dict[str, Any]],
+                       outputs: Sequence[Any]) -> list[dict[str, Any]]:
+        """``predict_step`` outputs (one per row of ``encode_texts``) → one JSON-ready dict per text."""
+        raise NotImplementedError(f"{type(self).__name__} does not decode predictions")
+
+    @property
+    def known_labels(self) -> list[str] | None:
+        """The label set without reading any data when it was given (inference: the run's labels)."""
+        return self.fixed_labels or self.label_names
 
     @property
     def label_names(self) -> list[str] | None:
@@ -167,6 +213,7 @@ class LocalizeDataModule(pl.LightningDataModule):
     def splits(self) -> dict[str, list[dict]]:
         """Raw examples per split, read once."""
         if self._splits is None:
+            self.check_max_length()
             splits = self._load_splits()
             for name in SPLITS:
                 if not splits.get(name):
@@ -179,7 +226,49 @@ class LocalizeDataModule(pl.LightningDataModule):
             splits = {k: v[: caps[k]] if caps.get(k) else v for k, v in splits.items()}
             self._splits = splits
             self.data_info["sizes"] = {k: len(v) for k, v in splits.items()}
+            if "cv" in self.data_info:  # after the caps: the examples this run really tests
+                self.data_info["cv"].update(_tested(splits["test"], self._pool_index or {}))
         return self._splits
+
+    def split_pool(self, pool: list[dict], sizes: Any, group: Any = None, **options: Any) -> dict[str, list[dict]]:
+        """The split of an unsplit corpus (``sources.split_examples``): the plain seeded split, or
+        with ``cv_folds`` the ``cv_fold``-th fold, recorded in ``data_info["cv"]`` (folds, fold sizes,
+        the pool positions and a hash of the tested examples) for pooling the folds' predictions.
+
+        Args:
+            pool: every example of the corpus, in the order read.
+            sizes: ``data.split_sizes``.
+            group: examples with the same ``group(ex)`` stay in one split / one fold.
+            **options: ``split_examples``'s ``keep_order`` / ``use_all`` (classification: both).
+        """
+        if self.cv_folds is None and self.cv_fold is None:
+            return split_examples(pool, sizes, self.seed, group=group, **options)
+        splits = split_examples(pool, sizes, self.seed, group=group, folds=self.cv_folds, fold=self.cv_fold,
+                                dev=self.cv_dev, **options)
+        counts = [0] * self.cv_folds
+        for f in fold_ids(pool, self.cv_folds, self.seed, group=group):
+            counts[f] += 1
+        self._pool_index = {id(ex): i for i, ex in enumerate(pool)}
+        self.data_info["cv"] = {"folds": self.cv_folds, "fold": self.cv_fold, "dev": self.cv_dev,
+                                "pool": len(pool), "pool_sha1": _examples_sha1(pool), "fold_sizes": counts,
+                                "sizes": {k: len(v) for k, v in splits.items()}}
+        return splits
+
+    def reject_cv(self, source: Any) -> None:
+        """Cross-validation folds one pool: data that comes split (split files, the hub) cannot be folded."""
+        if self.cv_folds is not None or self.cv_fold is not None:
+            raise DataError(f"data.cv_folds={self.cv_folds}: {source} comes split into train/validation/test, "
+                            f"and cross-validation needs one unsplit corpus. Fix: data.path=<one file or folder "
+                            f"of one corpus>, or data.cv_folds=null data.cv_fold=null")
+
+    def check_max_length(self) -> None:
+        """Refuse a ``max_length`` the tokenizer's special tokens fill: nothing of the text would be
+        left (NaN losses at 2 for BERT-style [CLS] x [SEP]), or the tokenizer ignores it (at 1)."""
+        special = self.tokenizer.num_special_tokens_to_add(pair=False)
+        if self.max_length <= special:
+            raise ValueError(f"data.max_length={self.max_length} leaves no room for text: the tokenizer "
+                             f"({self.tokenizer_name}) adds {special} special token(s) to every example; set "
+                             f"data.max_length={special + 1} or more (default 256)")
 
     def setup(self, stage: str | None = None) -> None:
         # Tokenise only what the stage needs (a test-only evaluation never touches train).
@@ -189,12 +278,23 @@ class LocalizeDataModule(pl.LightningDataModule):
             if name in self.encoded:
                 continue
             self.encoded[name] = self._tokenise(name, raw[name])
+            self._count_truncated(name)
         if "train" in self.encoded and "padding_fraction" not in self.data_info:
             lens = [len(x) for x in self.encoded["train"]["input_ids"]]
             plain = [list(range(i, min(i + self.batch_size, len(lens)))) for i in range(0, len(lens), self.batch_size)]
             grouped = list(LengthGroupedBatchSampler(lens, self.batch_size, self.seed))
             self.data_info["padding_fraction"] = {"plain": padding_fraction(lens, plain),
                                                   "grouped": padding_fraction(lens, grouped)}
+
+    def _count_truncated(self, name: str) -> None:
+        """Record and warn how many examples of a split were cut to ``max_length`` tokens (an example of
+        exactly that length counts too: after truncation the two look alike)."""
+        lens = [len(x) for x in self.encoded[name]["input_ids"]]
+        cut = sum(n >= self.max_length for n in lens)
+        self.data_info.setdefault("truncated", {})[name] = cut
+        if cut:
+            log.warning("%s: %d of %d examples cut to data.max_length=%d tokens (the rest of each is not seen); "
+                        "raise data.max_length to keep them whole", name, cut, len(lens), self.max_length)
 
     def _tokenise(self, name: str, examples: list[dict]) -> datasets.Dataset:
         ds = datasets.Dataset.from_list(examples)

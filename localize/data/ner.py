@@ -4,12 +4,21 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from collections.abc import Sequence
+
 from localize.data.alignment import align_words
-from localize.data.datamodule import LocalizeDataModule, hub_reachable, normalize
-from localize.data.errors import DataError
-from localize.data.ner_readers import label_list_from, load_ner, split_examples, validate_tags
+from localize.data.datamodule import LocalizeDataModule, normalize
+from localize.data.entities import entity_spans
+from localize.data.ner_formats import check_format
+from localize.data.ner_readers import NER, label_list_from, label_override, validate_tags
+from localize.data.segment import segmenter_for
 
 log = logging.getLogger(__name__)
+
+
+def _union(first: Sequence[str], then: Sequence[str]) -> list[str]:
+    """``first`` in its order, then what ``then`` adds (a B-/I- pair per new type)."""
+    return list(first) + [t for t in then if t not in first]
 
 
 class NerDataModule(LocalizeDataModule):
@@ -17,7 +26,15 @@ class NerDataModule(LocalizeDataModule):
 
     Args:
         split_sizes: train/dev/test sizes (ints or fractions) for sources without splits.
-        char_level: label characters instead of words for span-JSON input (scripts without spaces).
+        char_level: label characters instead of words for span input (JSON exports, brat; scripts without
+            spaces). None: the locale's (``not space_separated``).
+        segmenter: word segmenter for raw text at inference (``localize.data.segment``; None: the
+            locale's, falling back to characters when it is not installed).
+        sep: CoNLL column separator (None: any whitespace; ``tab``; any character, e.g. ``|``).
+        token_col: CoNLL column of the token.
+        tag_col: CoNLL column of the tag (-1: the last).
+        format: how to read ``path`` (``localize.data.ner_formats``: doccano, label_studio, prodigy,
+            entities, brat, spans, conll); None: from the suffix and the records' shape.
         **kwargs: see ``LocalizeDataModule``.
     """
 
@@ -28,36 +45,55 @@ class NerDataModule(LocalizeDataModule):
         *args: Any,
         split_sizes: tuple = (400, 50, 50),
         char_level: bool | None = None,
+        segmenter: str | None = None,
+        sep: str | None = None,
+        token_col: int = 0,
+        tag_col: int = -1,
+        format: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        check_format(format)
+        self.format = format
+        self.sep, self.token_col, self.tag_col = sep, token_col, tag_col
         self.split_sizes = tuple(split_sizes)
         self.space_separated = bool(self.locale.get("space_separated", True))
         self.char_level = (not self.space_separated) if char_level is None else char_level
+        self.segmenter = segmenter
 
     def _load_splits(self) -> dict[str, list[dict]]:
-        if self.path or self.offline:
-            source = self.path or self.offline
-            # Only span-annotated text has a choice of unit; word-level formats ignore it.
-            unit = {"char_level": self.char_level} if str(self.path).endswith((".json", ".jsonl")) else {}
-            examples = load_ner(source=None if self.path else self.offline, path=self.path, **unit)
-            splits = examples if isinstance(examples, dict) else split_examples(examples, self.split_sizes, self.seed)
-        elif self.hub and hub_reachable():
-            source = f"hub:{self.hub}/{self.hub_config}"
-            splits = _load_hub(self.hub, self.hub_config)
-        else:
-            raise self.no_data_error()
+        # Only span-annotated text has a choice of unit: word-level readers do not take char_level.
+        info: dict[str, Any] = {}
+        loaded = NER.load(path=self.path, offline=self.offline, hub=self.hub, hub_config=self.hub_config,
+                          options={"char_level": self.char_level, "sep": self.sep, "token_col": self.token_col,
+                                   "tag_col": self.tag_col, "format": self.format},
+                          no_data=self.no_data_error, info=info)
+        source = loaded.source
+        if isinstance(loaded.data, dict):
+            self.reject_cv(source)
+        splits = loaded.data if isinstance(loaded.data, dict) else self.split_pool(loaded.data, self.split_sizes)
         self.data_info.update(source=source, labelling="word (first token overlapping the word's first char)",
-                              space_separated=self.space_separated, normalization=self.normalization)
+                              space_separated=self.space_separated, normalization=self.normalization,
+                              repaired_tags=info.get("repaired_tags", 0))
+        if info.get("repaired_tags"):
+            log.warning("%s: %d IOB2 tags repaired (I-X without a preceding X entity read as B-X)", source,
+                        info["repaired_tags"])
+        every = label_list_from([ex for exs in splits.values() for ex in exs])
         if self.fixed_labels:
             for name, exs in splits.items():
-                validate_tags(exs, self.fixed_labels, f"{source} [{name}]")
-        else:
+                validate_tags(exs, self.fixed_labels, f"{source} [{name}]",
+                              f"add them to the label set, {label_override(_union(self.fixed_labels, every))}, "
+                              f"or fix or drop those sentences")
+        elif "cv" not in self.data_info:  # CV: the corpus's label set (below), shared by every fold
             known = label_list_from(splits["train"])
             for name in ("validation", "test"):
-                validate_tags(splits[name], known, f"{source} [{name}]")
-        # Fixed before any max_train_examples cap, so a small subset keeps the full label set.
-        self._label_names = self.fixed_labels or label_list_from(splits["train"])
+                validate_tags(splits[name], known, f"{source} [{name}] (labels never seen in train)",
+                              f"keep them as classes without training examples, {label_override(every)}, "
+                              f"or fix or drop those sentences")
+        # Fixed before any max_train_examples cap, so a small subset keeps the full label set. The
+        # folds of a CV run share one: their pooled predictions are scored together, and a rare type
+        # may sit in one test fold only.
+        self._label_names = self.fixed_labels or (every if "cv" in self.data_info else label_list_from(splits["train"]))
         return splits
 
     def _encode(self, example: dict[str, Any]) -> dict[str, Any]:
@@ -73,18 +109,34 @@ class NerDataModule(LocalizeDataModule):
             "word_labels": [label2id[t] for t in example["tags"]],
         }
 
+    def encode_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """Raw text cut into words by the locale's segmenter, each word normalised and aligned as
+        in training; ``spans`` keep the words' offsets into the original text."""
+        name, segment = segmenter_for(self.locale, self.segmenter)
+        rows = []
+        for text in texts:
+            spans = segment(text)
+            words = [normalize(text[s:e], self.normalization) for s, e in spans] or [""]
+            enc = align_words(words, None, self.tokenizer, {}, space_separated=self.space_separated,
+                              max_length=self.max_length)
+            rows.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+                         "word_index": enc["word_index"], "spans": spans, "segmenter": name})
+        return rows
 
-def _load_hub(hub_id: str, config: str | None) -> dict[str, list[dict]]:
-    """A hub token-classification dataset (WikiANN-style ``tokens`` + ClassLabel ``ner_tags``)."""
-    import datasets
-
-    try:
-        ds = datasets.load_dataset(hub_id, config)
-    except Exception as e:  # network, auth or missing config: one message with the way out
-        raise DataError(f"cannot load hub dataset {hub_id}/{config}: {e}. Offline, use data.path=...") from e
-    names = ds["train"].features["ner_tags"].feature.names
-    return {
-        split: [{"id": f"{split}-{i}", "tokens": r["tokens"], "tags": [names[t] for t in r["ner_tags"]]}
-                for i, r in enumerate(ds[split])]
-        for split in ("train", "validation", "test")
-    }
+    def decode_outputs(self, texts: Sequence[str], rows: Sequence[dict[str, Any]],
+                       outputs: Sequence[Any]) -> list[dict[str, Any]]:
+        """Per text: ``text``; ``tokens`` (``text``/``start``/``end``/``tag`` per word, offsets into
+        the original text); ``entities`` (strict IOB2, as scored); ``segmenter``; ``truncated_words``
+        (words past ``max_length``, tagged ``O``)."""
+        labels = self.known_labels
+        out = []
+        for text, row, pred in zip(texts, rows, outputs):
+            sp = row["spans"]
+            ids = [int(k) for k in pred[:len(sp)]]
+            tags = [labels[k] if k >= 0 else "O" for k in ids]
+            tokens = [{"text": text[s:e], "start": s, "end": e, "tag": t} for (s, e), t in zip(sp, tags)]
+            entities = [{"text": text[sp[i][0]:sp[j - 1][1]], "start": sp[i][0], "end": sp[j - 1][1], "label": lab}
+                        for i, j, lab in entity_spans(tags)]
+            out.append({"text": text, "tokens": tokens, "entities": entities, "segmenter": row["segmenter"],
+                        "truncated_words": sum(k < 0 for k in ids)})
+        return out

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import ChainMap
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from localize.data.errors import DataError
+from localize.data.errors import DataError, label_override  # noqa: F401 (re-exported)
+from localize.data.sources import HubRow, split_examples, task_sources  # noqa: F401 (split_examples re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +26,20 @@ HIRONSAN_LABEL_MAP: dict[str, str] = {
     "DAT": "DATE", "TIM": "TIME", "MON": "MONEY", "ART": "ARTIFACT",
 }
 HIRONSAN_SIZE = 500
-LABEL_FIX = "add it to task.labels or map it with data.label_map"
+LABEL_FIX = "list every label of the data in data.labels=[O,B-X,I-X,...], or fix or drop those sentences"
+# data.sep names for separators that cannot be written on a command line as they are.
+SEP_NAMES = {"tab": "\t", "\\t": "\t", "space": " ", "whitespace": None}
 _TAG_RE = re.compile(r"^(O|[BI]-\S+)$")
 
 
 def _err(where: str | Path, line: int | None, problem: str, fix: str) -> DataError:
     """Build the one-line DataError format ``<file>[:<line>]: <problem>. Fix: <fix>``."""
     loc = f"{where}:{line}" if line is not None else str(where)
-    return DataError(f"{loc}: {problem}. Fix: {fix}")
+    err = DataError(f"{loc}: {problem}. Fix: {fix}")
+    err.problem = f"{loc}: {problem}"  # without the fix, for callers whose fix differs (evaluate)
+    return err
+
+
 
 
 def _existing(path: str | Path) -> Path:
@@ -90,6 +97,18 @@ def map_labels(examples: list[dict], label_map: Mapping[str, str | None]) -> Non
                       for t in ex["tags"]]
 
 
+def _prepare(examples: list[dict], source: str, info: dict | None = None) -> None:
+    repaired = repair_examples(examples, source)
+    if info is not None:
+        info["repaired_tags"] = info.get("repaired_tags", 0) + repaired
+
+
+# Every file and packaged corpus is IOB2-repaired as read (hub data is read as is); the repair
+# count goes to the run record (``data.repaired_tags``).
+NER = task_sources("ner", "NER", prepare=_prepare)
+
+
+@NER.reader(".conll", ".iob", ".txt", ".tsv")
 def read_conll(path: str | Path, token_col: int = 0, tag_col: int = -1, sep: str | None = None) -> list[dict]:
     """Read a CoNLL-style column file: one token per line, blank line between sentences.
 
@@ -106,7 +125,9 @@ def read_conll(path: str | Path, token_col: int = 0, tag_col: int = -1, sep: str
         DataError: missing file, non-UTF-8 bytes, too few columns or a tag that is not IOB.
     """
     path = _existing(path)
+    sep = SEP_NAMES.get(sep, sep) if isinstance(sep, str) else sep
     min_cols = max(2, token_col + 1, tag_col + 1 if tag_col >= 0 else -tag_col)
+    spaced: list[tuple[int, str, str]] = []  # (line, tab-separated token with a space, what whitespace keeps)
     examples: list[dict] = []
     tokens: list[str] = []
     tags: list[str] = []
@@ -126,8 +147,16 @@ def read_conll(path: str | Path, token_col: int = 0, tag_col: int = -1, sep: str
         if cols[0].strip() == "-DOCSTART-":
             continue
         if len(cols) < min_cols:
+            other = "" if sep is not None else (" If the columns are separated by another character, name it: "
+                                                "data.sep='|' (data.token_col/data.tag_col pick the columns)")
             raise _err(path, n, f"expected at least {min_cols} columns (token_col={token_col}, tag_col={tag_col}), "
-                       f"got {len(cols)} in {line!r}", "add the missing column, or set sep/token_col/tag_col")
+                       f"got {len(cols)} in {line!r}",
+                       f"add the missing column (token<TAB>tag) or remove the line.{other}")
+        if sep is None and "\t" in line:
+            tabbed = [c for c in line.split("\t") if c.strip()]
+            if len(tabbed) != len(cols):  # a tab-separated column holds a space: whitespace columns would cut it
+                spaced.append((n, tabbed[token_col] if -len(tabbed) <= token_col < len(tabbed) else line,
+                               cols[token_col]))
         tag = cols[tag_col].strip()
         if not _TAG_RE.match(tag):
             raise _err(path, n, f"tag {tag!r} is not IOB (O, B-X or I-X)",
@@ -139,6 +168,11 @@ def read_conll(path: str | Path, token_col: int = 0, tag_col: int = -1, sep: str
         tokens.append(cols[token_col])
         tags.append(tag)
     flush()
+    if spaced:
+        n, token, kept = spaced[0]
+        raise _err(path, n, f"{len(spaced)} line(s) have tab-separated columns whose text holds a space (first: "
+                   f"{token!r}); read as whitespace columns (data.sep=null) only {kept!r} would be kept",
+                   "set data.sep=tab (columns separated by tabs, tokens may contain spaces)")
     return examples
 
 
@@ -185,12 +219,15 @@ def _span(raw: Any) -> tuple[int, int, str]:
         label = raw.get("label", raw.get("labels"))
         label = label[0] if isinstance(label, list) and len(label) == 1 else label
         raw = (raw.get("start", raw.get("start_offset")), raw.get("end", raw.get("end_offset")), label)
-    if not (isinstance(raw, Sequence) and len(raw) == 3 and all(isinstance(v, int) for v in raw[:2])
+    # bool is an int in Python: true/false offsets would silently read as 1/0.
+    if not (isinstance(raw, Sequence) and len(raw) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in raw[:2])
             and isinstance(raw[2], str) and raw[2]):
         raise TypeError
     return int(raw[0]), int(raw[1]), raw[2]
 
 
+# Registered for .json/.jsonl through localize.data.ner_formats, which detects the export's shape.
 def read_span_json(path: str | Path, char_level: bool = False) -> list[dict]:
     """Read character-offset span annotations (doccano / Label Studio style exports).
 
@@ -209,6 +246,8 @@ def read_span_json(path: str | Path, char_level: bool = False) -> list[dict]:
     Raises:
         DataError: with file:line for empty text, bad offsets, end <= start or overlapping spans.
     """
+    from localize.data import ner_formats  # imports this module: at call time, no cycle
+
     path = _existing(path)
     examples = []
     for line, rec in _json_records(path):
@@ -216,34 +255,7 @@ def read_span_json(path: str | Path, char_level: bool = False) -> list[dict]:
         if not isinstance(text, str) or not text.strip():
             raise _err(path, line, "record has no or empty 'text'", "drop the record or fill in its text")
         raw = next((rec[k] for k in ("entities", "spans", "label") if k in rec), [])
-        spans = []
-        for r in raw:
-            try:
-                spans.append(_span(r))
-            except TypeError:
-                raise _err(path, line, f"cannot read span {r!r}",
-                           'write spans as {"start": s, "end": e, "label": L} or [s, e, L]') from None
-        spans.sort()
-        for i, (s, e, lab) in enumerate(spans):
-            if not 0 <= s < e <= len(text) or not text[s:e].strip():
-                raise _err(path, line, f"span {[s, e, lab]} is empty, reversed or outside the text "
-                           f"(length {len(text)})", "fix the offsets (0 <= start < end <= len(text), end exclusive)")
-            if i and s < spans[i - 1][1]:
-                raise _err(path, line, f"span {[s, e, lab]} overlaps span {list(spans[i - 1])}",
-                           "keep one of them; flat NER cannot represent overlapping entities")
-        # owner[c] = index of the span covering character c, -1 outside entities.
-        owner = [-1] * len(text)
-        for k, (s, e, _) in enumerate(spans):
-            owner[s:e] = [k] * (e - s)
-        units = ([(m.start(), m.end()) for m in re.finditer(r"\S", text)] if char_level
-                 else [(m.start(), m.end()) for m in re.finditer(r"\S+", text)])
-        tokens, tags, prev = [], [], -1
-        for s, e in units:
-            k = next((owner[c] for c in range(s, e) if owner[c] >= 0), -1)
-            tokens.append(text[s:e])
-            tags.append("O" if k < 0 else ("I-" if k == prev else "B-") + spans[k][2])
-            prev = k
-        examples.append({"id": str(rec.get("id", f"{path.name}:{line}")), "tokens": tokens, "tags": tags})
+        examples.append(ner_formats.spans_to_example(path, line, text, raw, char_level, rec.get("id")))
     return examples
 
 
@@ -258,7 +270,8 @@ def hironsan_path() -> Path:
     return Path(spec.origin).with_name("iob_sents.txt")
 
 
-def read_hironsan(path: str | Path | None = None) -> list[dict]:
+@NER.corpus("hironsan")
+def read_hironsan(path: str | Path | None = None, info: dict | None = None) -> list[dict]:
     """Read the 500-sentence Japanese NER corpus shipped in the ``hironsancorpus`` package.
 
     Tokens are MeCab words (first column), the IOB2 tag is the last tab-separated column.
@@ -267,13 +280,16 @@ def read_hironsan(path: str | Path | None = None) -> list[dict]:
 
     Args:
         path: Override for the corpus file; default: the installed package's copy.
+        info: gets ``repaired_tags`` (the run record's count).
 
     Returns:
         500 examples with ``id``, ``tokens`` and ``tags``.
     """
     examples = read_conll(path or hironsan_path(), token_col=0, tag_col=-1, sep="\t")
     map_labels(examples, HIRONSAN_LABEL_MAP)
-    repair_examples(examples, "hironsan")
+    repaired = repair_examples(examples, "hironsan")
+    if info is not None:
+        info["repaired_tags"] = info.get("repaired_tags", 0) + repaired
     return examples
 
 
@@ -283,13 +299,14 @@ def label_list_from(examples: Sequence[dict]) -> list[str]:
     return ["O"] + [f"{p}-{t}" for t in types for p in "BI"]
 
 
-def validate_tags(examples: Sequence[dict], label_list: Sequence[str], source: str) -> None:
+def validate_tags(examples: Sequence[dict], label_list: Sequence[str], source: str, fix: str = LABEL_FIX) -> None:
     """Check that every tag is in ``label_list``.
 
     Args:
         examples: Reader output.
-        label_list: Allowed tags (``task.labels``).
+        label_list: Allowed tags (``data.labels``).
         source: File or corpus name used in the message.
+        fix: The message's fix (default: :data:`LABEL_FIX`).
 
     Raises:
         DataError: naming each unknown label with its count and first sentence (id and index).
@@ -302,48 +319,19 @@ def validate_tags(examples: Sequence[dict], label_list: Sequence[str], source: s
                 count[tag] = count.get(tag, 0) + 1
     if first:
         listed = "; ".join(f"{t!r} x{count[t]}, first in {first[t]}" for t in sorted(first))
-        raise _err(source, None, f"unknown labels: {listed}", LABEL_FIX)
+        raise _err(source, None, f"unknown labels: {listed}", fix)
 
 
-def split_examples(examples: Sequence[dict], sizes: tuple[float, float, float] = (400, 50, 50),
-                   seed: int = 42) -> dict[str, list[dict]]:
-    """Seeded shuffle, then cut into disjoint train/validation/test splits.
-
-    Args:
-        examples: All examples.
-        sizes: ``(train, dev, test)`` as counts (ints) or fractions (floats summing to <= 1).
-            With fractions summing to 1 the rounding remainder goes to train.
-        seed: Seed of the ``random.Random`` used for the shuffle.
-
-    Returns:
-        ``{"train": [...], "validation": [...], "test": [...]}``.
-    """
-    n = len(examples)
-    if all(isinstance(s, int) for s in sizes):
-        counts = list(sizes)
-    elif all(0 <= s <= 1 for s in sizes) and sum(sizes) <= 1 + 1e-9:
-        counts = [int(s * n) for s in sizes]
-        if abs(sum(sizes) - 1) < 1e-9:
-            counts[0] = n - counts[1] - counts[2]
-    else:
-        raise _err("split_examples", None, f"sizes {sizes} mix counts and fractions or exceed 1",
-                   "give three ints or three fractions summing to at most 1")
-    if min(counts) < 0 or sum(counts) > n:
-        raise _err("split_examples", None, f"sizes {sizes} need {sum(counts)} examples, only {n} available",
-                   "lower data.split sizes")
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    cuts = [0, counts[0], counts[0] + counts[1], sum(counts)]
-    return {name: [examples[j] for j in order[cuts[k]:cuts[k + 1]]]
-            for k, name in enumerate(("train", "validation", "test"))}
+@NER.hub
+def hub_example(row: Mapping[str, Any], at: HubRow) -> dict:
+    """A WikiANN-style hub row (``tokens`` + ClassLabel ``ner_tags``) as an example."""
+    names = at.features["ner_tags"].feature.names
+    return {"id": f"{at.split}-{at.index}", "tokens": row["tokens"], "tags": [names[t] for t in row["ner_tags"]]}
 
 
-# Readers by corpus name or file suffix; extra keyword arguments of load_ner go to the reader.
-READERS: dict[str, Callable[..., list[dict]]] = {
-    "hironsan": read_hironsan,
-    **dict.fromkeys((".conll", ".iob", ".txt", ".tsv"), read_conll),
-    **dict.fromkeys((".json", ".jsonl"), read_span_json),
-}
+# Readers by corpus name or file suffix (a live view of the NER registry); extra keyword
+# arguments of load_ner go to the reader.
+READERS = ChainMap(NER.packaged, NER.readers)
 
 
 def load_ner(source: str | None = None, path: str | Path | None = None, *,

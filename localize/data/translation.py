@@ -2,8 +2,8 @@
 
 Sources, first that applies: ``data.path`` (a .po/.mo file or a folder of them) → the locale's
 installed gettext catalogs (``locale.datasets.translation.gettext``) → the locale's hub corpus
-(OPUS-100) when the hub is reachable. Pairs are split by a hash of the English source
-(``split_by_source``), so no source string is in two splits.
+(OPUS-100) when the hub is reachable (``translation_readers``). Pairs are split by a hash of the
+English source (``sources.split_examples`` grouped by source), so no source string is in two splits.
 
 Decoder-only models see ``prompt + " " + target + EOS`` with the prompt's labels set to -100 (the
 loss covers the target and EOS only); generation starts from the same prompt ids, so training and
@@ -28,80 +28,31 @@ from __future__ import annotations
 import logging
 import os
 import re
-from pathlib import Path
 from typing import Any, Sequence
 
 from torch.utils.data import DataLoader
 
 from localize.data.collate import PadCollator
-from localize.data.datamodule import LocalizeDataModule, hub_reachable
+from localize.data.datamodule import LocalizeDataModule
 from localize.data.errors import DataError
+from localize.models.tokens import eos_id, language_token_id, language_tokens, pad_id  # noqa: F401 (re-exported)
 from localize.data.gettext_pairs import (
-    _parse_header,
-    _po_entries,
-    read_mo,
     read_po,
-    source_hash,
-    split_by_source,
-    system_catalog_pairs,
+    read_po_header,
     write_po,
 )
+from localize.data.sources import source_hash
+from localize.data.translation_readers import MT
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PROMPT = "Translate the {src_lang} UI string to {tgt_lang}, keep placeholders.\n{src_lang}: {source}\n{tgt_lang}:"
-SPLIT_NAMES = {"train": "train", "validation": "dev", "test": "test"}  # ours -> split_by_source's
 _EDGE_SPACE = re.compile(r"^(\s*)(.*?)(\s*)$", re.S)
 
 
 def format_prompt(template: str, source: str, src_lang: str, tgt_lang: str) -> str:
     """The prompt for one source string (``{source}``, ``{src_lang}``, ``{tgt_lang}`` filled)."""
     return template.format(source=source, src_lang=src_lang, tgt_lang=tgt_lang)
-
-
-def language_tokens(lang_codes: dict[str, str] | None, target_lang: str | None,
-                    source_lang: str = "en") -> dict[str, str]:
-    """Tokenizer kwargs (``src_lang``/``tgt_lang``) of a model that marks languages with tokens.
-
-    Args:
-        lang_codes: locale code → the model's language token (``model.translation.lang_codes``,
-            e.g. NLLB's FLORES-200 codes ``{"en": "eng_Latn", "ja": "jpn_Jpan"}``); None/empty for
-            models without language tokens (→ ``{}``).
-        target_lang: the locale's code (``locale.code``).
-
-    Raises:
-        ValueError: the map has no code for the source or the target locale.
-    """
-    if not lang_codes:
-        return {}
-    for code in (source_lang, target_lang):
-        if code not in lang_codes:
-            raise ValueError(f"model.translation.lang_codes has no language token for locale '{code}' "
-                             f"(known: {sorted(lang_codes)}): add +model.translation.lang_codes.{code}=<token> "
-                             f"(NLLB: a FLORES-200 code such as jpn_Jpan) or pick another model")
-    return {"src_lang": lang_codes[source_lang], "tgt_lang": lang_codes[target_lang]}
-
-
-def language_token_id(tokenizer, token: str) -> int:
-    """Id of a language token, refusing codes the tokenizer does not know (they map to <unk>)."""
-    idx = tokenizer.convert_tokens_to_ids(token)
-    if idx is None or idx == tokenizer.unk_token_id:
-        raise ValueError(f"tokenizer {type(tokenizer).__name__} has no token '{token}': fix "
-                         f"model.translation.lang_codes (NLLB uses FLORES-200 codes such as jpn_Jpan)")
-    return idx
-
-
-def eos_id(tokenizer) -> int:
-    """End-of-sequence id; encoder tokenizers without EOS (BERT) use SEP."""
-    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
-    if eos is None:
-        raise ValueError(f"tokenizer {type(tokenizer).__name__} has neither an EOS nor a SEP token: "
-                         f"choose another model.tokenizer")
-    return eos
-
-
-def pad_id(tokenizer) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_id(tokenizer)
 
 
 def encode_pair(tokenizer, prompt: str, target: str | None, max_length: int,
@@ -223,35 +174,30 @@ class TranslationDataModule(LocalizeDataModule):
 
     def _load_splits(self) -> dict[str, list[dict]]:
         info: dict[str, Any] = {}
-        if self.path:
-            pairs, source = _read_path(self.path, info), self.path
-        elif self.gettext and _has_catalogs(self.gettext):
-            pairs, catalogs = system_catalog_pairs(self.gettext, min_words=self.min_words,
-                                                   drop_identical=self.drop_identical, exclude=self.exclude_catalogs)
-            source = f"gettext:/usr/share/locale/{self.gettext}/LC_MESSAGES"
-            info["catalogs"] = [{k: c[k] for k in ("catalog", "package", "version", "licence", "n_selected")}
-                                for c in catalogs if c["n_selected"]]
-            used = [c for c in catalogs if c["n_selected"]]
-            info["licences"] = sorted({c["licence"] for c in used if c["licence"]})
-            info["catalogs_without_licence"] = sorted(c["catalog"] for c in used if not c["licence"])
-        elif self.hub and hub_reachable():
-            pairs, source = None, f"hub:{self.hub}/{self.hub_config}"
-        else:
-            raise self.no_data_error()
-        if pairs is None:
-            splits = _load_hub(self.hub, self.hub_config, self.max_train_examples, self.max_eval_examples)
-            splits = {k: self._filter(v, info) for k, v in splits.items()}
+        caps = {"train": self.max_train_examples, "validation": self.max_eval_examples, "test": self.max_eval_examples}
+        loaded = MT.load(path=self.path, offline="gettext" if self.gettext else None, hub=self.hub,
+                         hub_config=self.hub_config, info=info, no_data=self.no_data_error,
+                         options={"lang": self.gettext, "min_words": self.min_words,
+                                  "drop_identical": self.drop_identical, "exclude": self.exclude_catalogs},
+                         # Read 2x the caps: filtering (length, one line) drops some rows.
+                         hub_limits={k: 2 * v if v else None for k, v in caps.items()})
+        source = loaded.source
+        if loaded.kind == "hub":
+            self.reject_cv(source)
+            splits = {k: self._filter(v, info) for k, v in loaded.data.items()}
             # Corpus splits can share sentences: a source seen in test (dev) is dropped from dev and train.
             test = {p["source"] for p in splits["test"]}
             splits["validation"] = [p for p in splits["validation"] if p["source"] not in test]
             held_out = test | {p["source"] for p in splits["validation"]}
             splits["train"] = [p for p in splits["train"] if p["source"] not in held_out]
         else:
-            kept = self._filter(pairs, info)
-            by_name = split_by_source(kept, self.split_sizes, seed=self.seed)
+            train, dev, test = self.split_sizes
+            # Dev and test are cut first, so they stay put when only the train size changes.
+            by_name = self.split_pool(self._filter(loaded.data, info), {"validation": dev, "test": test, "train": train},
+                                      group=lambda p: p["source"])
             # Hash order inside each split: the max_*_examples caps then take a random, nested subset.
-            splits = {ours: sorted(by_name[theirs], key=lambda p: (source_hash(p["source"], self.seed), p["id"]))
-                      for ours, theirs in SPLIT_NAMES.items()}
+            splits = {name: sorted(by_name[name], key=lambda p: (source_hash(p["source"], self.seed), p["id"]))
+                      for name in ("train", "validation", "test")}
         self.data_info.update(source=source, src_lang=self.src_lang, tgt_lang=self.tgt_lang, prompt=self.prompt,
                               split="by hash of the English source (no source in two splits)",
                               filters={"single_line": True, "max_chars": self.max_chars,
@@ -263,13 +209,14 @@ class TranslationDataModule(LocalizeDataModule):
     def _filter(self, pairs: list[dict], info: dict[str, Any]) -> list[dict]:
         """One-line pairs within ``max_chars``, trimmed, in a fixed schema (Arrow needs one)."""
         out = []
+        dropped = info.setdefault("dropped", {})
         for p in pairs:
             src, tgt = p["source"].strip(), p["target"].strip()
-            if not src or not tgt or "\n" in src or "\n" in tgt:
-                continue
-            if len(src) > self.max_chars or len(tgt) > self.max_chars:
-                continue
-            if self.drop_identical and src == tgt:
+            reason = ("empty" if not src or not tgt else "multi_line" if "\n" in src or "\n" in tgt
+                      else "longer_than_max_chars" if len(src) > self.max_chars or len(tgt) > self.max_chars
+                      else "identical" if self.drop_identical and src == tgt else None)
+            if reason:
+                dropped[reason] = dropped.get(reason, 0) + 1
                 continue
             out.append({"id": p["id"], "source": src, "target": tgt, "context": p.get("context") or "",
                         "catalog": p.get("catalog") or ""})
@@ -281,6 +228,18 @@ class TranslationDataModule(LocalizeDataModule):
         prompt = format_prompt(self.prompt, example["source"], self.src_lang, self.tgt_lang)
         enc = encode_pair(self.tokenizer, prompt, example["target"], self.max_length, self.encoder_decoder)
         return {**enc, "source": example["source"], "reference": example["target"]}
+
+    def encode_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """Prompts for raw English strings: one row per distinct line core (see ``line_cores``);
+        whitespace and line breaks are put back by ``decode_outputs``."""
+        return [{**encode_pair(self.tokenizer, format_prompt(self.prompt, core, self.src_lang, self.tgt_lang), None,
+                               self.max_length, self.encoder_decoder), "source": core} for core in line_cores(texts)]
+
+    def decode_outputs(self, texts: Sequence[str], rows: Sequence[dict[str, Any]],
+                       outputs: Sequence[str]) -> list[dict[str, str]]:
+        """``[{"source": text, "translation": ...}]``, each line core replaced by its translation."""
+        translated = {row["source"]: out for row, out in zip(rows, outputs)}
+        return [{"source": t, "translation": reassemble(t, translated)} for t in texts]
 
     def _eval_loader(self, split: str) -> DataLoader:
         # Generation runs until the longest row of a batch ends: batches of similar prompt length
@@ -300,43 +259,6 @@ class TranslationDataModule(LocalizeDataModule):
             err = DataError(f"{err} (no catalogs under /usr/share/locale/{self.gettext}/LC_MESSAGES)")
         return err
 
-
-def _has_catalogs(lang: str, root: str = "/usr/share/locale") -> bool:
-    return any(Path(root, lang, "LC_MESSAGES").glob("*.mo"))
-
-
-def _read_path(path: str, info: dict[str, Any]) -> list[dict]:
-    """Pairs from one .po/.mo file or every .po/.mo under a folder."""
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"data.path '{path}' does not exist: point data.path at a .po/.mo file or a folder of them")
-    files = sorted(f for f in (p.rglob("*") if p.is_dir() else [p]) if f.suffix in (".po", ".mo"))
-    if not files:
-        raise DataError(f"no .po/.mo file at '{path}': data.path must be a gettext catalog or a folder of them")
-    pairs = []
-    for f in files:
-        pairs += read_po(f) if f.suffix == ".po" else read_mo(f)
-    info["files"] = [str(f) for f in files]
-    return pairs
-
-
-def _load_hub(hub_id: str, config: str, max_train: int | None, max_eval: int | None) -> dict[str, list[dict]]:
-    """An OPUS-style hub corpus with a ``translation: {src: ..., tgt: ...}`` column."""
-    import datasets
-
-    src, tgt = config.split("-", 1)
-    out = {}
-    for ours, theirs in (("train", "train"), ("validation", "validation"), ("test", "test")):
-        cap = max_train if ours == "train" else max_eval
-        # Read 2x the cap: filtering (length, one line) drops some rows.
-        split = f"{theirs}[:{2 * cap}]" if cap else theirs
-        try:
-            ds = datasets.load_dataset(hub_id, config, split=split)
-        except Exception as e:  # network, auth or missing config: one message with the way out
-            raise DataError(f"cannot load hub dataset {hub_id}/{config}: {e}. Offline, use data.path=...") from e
-        out[ours] = [{"id": f"{hub_id}:{ours}-{i}", "source": r["translation"][src], "target": r["translation"][tgt],
-                      "context": None, "catalog": config} for i, r in enumerate(ds)]
-    return out
 
 
 # ---- filling a catalog --------------------------------------------------------------------
@@ -365,7 +287,7 @@ def fill_po(in_path: str | os.PathLike, out_path: str | os.PathLike, module, mar
     from localize.tracking.mt_metrics import placeholders_preserved
 
     entries = read_po(in_path, keep_untranslated=True, keep_fuzzy=True)
-    header = _po_header(in_path)
+    header = read_po_header(in_path)
     todo = [e for e in entries if not e["target"] or "fuzzy" in e["flags"]]
     sources = [s for e in todo for s in ([e["source"]] + ([e["plural"]] if e.get("plural") else []))]
     translated = {r["source"]: r["translation"] for r in module.predict_texts(sources, batch_size=batch_size)} \
@@ -388,11 +310,3 @@ def fill_po(in_path: str | os.PathLike, out_path: str | os.PathLike, module, mar
     write_po(entries, out_path, lang=header.get("language"), plural_forms=header.get("plural-forms"))
     return {"filled": filled, "empty": len(todo) - filled, "kept": len(entries) - len(todo), "placeholders_kept": ok}
 
-
-def _po_header(path: str | os.PathLike) -> dict[str, str]:
-    """The header fields of a .po file (keys lower-cased); {} without a header."""
-    text = Path(path).read_text(encoding="utf-8", errors="replace").lstrip("\ufeff")
-    for e in _po_entries(text, Path(path)):
-        if e["msgid"] == "" and e["context"] is None and not e["obsolete"]:
-            return _parse_header(e["msgstr"].get(0, ""))
-    return {}

@@ -7,7 +7,9 @@ folder, or a hub id (needs network).
 from __future__ import annotations
 
 import inspect
+import os
 import logging
+import pickle
 import types
 from typing import Any, Callable
 
@@ -136,12 +138,23 @@ def build_backbone(
             path, trust_remote_code=trust_remote_code, revision=revision, **overrides, **label_kwargs
         )
     except ValueError as e:
+        if "trust_remote_code" in str(e) and not trust_remote_code:
+            raise ValueError(
+                f"model '{name_or_path}' ships its own Python code ({os.path.join(path, 'config.json')}: auto_map); "
+                f"it is not run unless the model's config opts in with trust_remote_code: true "
+                f"(conf/model/<name>.yaml, a warning is logged) — only for a repository you trust"
+            ) from e
         if "Unrecognized configuration class" in str(e):
             raise ValueError(
                 f"model '{name_or_path}' has no {head} head in transformers; choose another model "
                 f"(e.g. model=e5_small for ner/sentiment, model=gemma3_270m for translation)"
             ) from e
         raise
+    except pickle.UnpicklingError as e:  # a .bin that pickles more than tensors (weights_only=True refused it)
+        from localize.models.weights import refused
+
+        raise refused(f"the weights file of model '{name_or_path}' (in {path})", e,
+                      "Use a copy of the model saved as model.safetensors, or another model") from e
     except OSError as e:
         raise OSError(
             f"cannot load model '{name_or_path}': {e}. Offline, use an embedded model "
@@ -183,3 +196,13 @@ def embedding_parameters(model: nn.Module) -> list[torch.nn.Parameter]:
     get = getattr(model, "get_input_embeddings", None)
     emb = get() if get else None
     return [emb.weight] if emb is not None else []
+
+
+def same_weights(a: str, b: str) -> bool:
+    """Same backbone weights: same name, or names resolving to the same local folder."""
+    if a == b:
+        return True
+    try:
+        return os.path.realpath(resolve_path(a)) == os.path.realpath(resolve_path(b))
+    except Exception:  # an embedded model that cannot be converted here
+        return False

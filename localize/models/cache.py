@@ -11,6 +11,8 @@ import tempfile
 import time
 from typing import Callable
 
+from localize.tracking.atomic import atomic_folder
+
 MARKER = "conversion_complete.json"  # written last; a folder without it is never trusted
 
 
@@ -53,20 +55,15 @@ def ensure_folder(name: str, build: Callable[[pathlib.Path, pathlib.Path], dict]
         for stale in [final, *cache.glob(f".{name}.tmp-*"), *cache.glob(f".{name}.work-*")]:
             if stale.exists():
                 shutil.rmtree(stale)
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=cache))
         work = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}.work-", dir=cache))
-        tmp.chmod(0o755)  # mkdtemp makes it 0700; the cache may be shared
-        try:
-            t0 = time.perf_counter()
-            facts = build(tmp, work) or {}
-            for f in tmp.iterdir():  # safetensors writes 0600; keep a shared cache readable
-                f.chmod(0o644)
-            facts["seconds"] = round(time.perf_counter() - t0, 2)
-            (tmp / MARKER).write_text(json.dumps(facts, ensure_ascii=False, indent=1))
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        try:  # 0o755: mkdtemp makes it 0700; the cache may be shared
+            with atomic_folder(final, prefix=f".{name}.tmp-", mode=0o755) as tmp:
+                t0 = time.perf_counter()
+                facts = build(tmp, work) or {}
+                for f in tmp.iterdir():  # safetensors writes 0600; keep a shared cache readable
+                    f.chmod(0o644)
+                facts["seconds"] = round(time.perf_counter() - t0, 2)
+                (tmp / MARKER).write_text(json.dumps(facts, ensure_ascii=False, indent=1))
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return final

@@ -19,20 +19,10 @@ import pytorch_lightning as pl
 import torch
 from torchmetrics import MaxMetric
 
-from localize.data.translation import (
-    DEFAULT_PROMPT,
-    encode_pair,
-    eos_id,
-    format_prompt,
-    language_token_id,
-    language_tokens,
-    line_cores,
-    pad_id,
-    reassemble,
-    translation_collator,
-)
 from localize.models.backbones import load_tokenizer
 from localize.models.module import LocalizeLitModule
+from localize.models.tokens import eos_id, language_token_id, language_tokens, pad_id
+from localize.tracking.intervals import TestPredictions
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +39,11 @@ class TranslationLitModule(LocalizeLitModule):
     ``source``/``reference`` strings and ``index``.
 
     Args:
-        tokenizer: the model's tokenizer (``model.tokenizer``), for decoding and ``predict_texts``.
-        prompt: template with ``{src_lang}``, ``{tgt_lang}``, ``{source}`` (same as the datamodule's).
-        src_lang: source language name in the prompt.
-        tgt_lang: target language name in the prompt.
+        tokenizer: the model's tokenizer (``model.tokenizer``), for decoding generated ids.
         target_lang: target language code (picks the BLEU tokenizer: ``ja`` → MeCab or characters).
         generation: ``generate`` arguments (``max_new_tokens``, ``num_beams``, ``do_sample`` …).
         stop_at_newline: end a translation at its first newline (UI strings are translated one
             line at a time; base models otherwise ramble on with the next prompt line).
-        max_length: token budget of ``predict_texts`` prompts (as ``data.max_length``).
         n_samples: sample outputs per stage kept in the run record.
         model_heads: heads the model config declares (``model.heads``); must include ``causal_lm``
             or ``seq2seq_lm``.
@@ -71,13 +57,9 @@ class TranslationLitModule(LocalizeLitModule):
         self,
         *args: Any,
         tokenizer: str,
-        prompt: str = DEFAULT_PROMPT,
-        src_lang: str = "English",
-        tgt_lang: str | None = None,
         target_lang: str | None = None,
         generation: dict[str, Any] | None = None,
         stop_at_newline: bool = True,
-        max_length: int = 256,
         n_samples: int = 8,
         model_heads: list[str] | None = None,
         lang_codes: dict[str, str] | None = None,
@@ -87,12 +69,9 @@ class TranslationLitModule(LocalizeLitModule):
             # transformers would load an encoder (BERT) as a causal LM and train it without complaint.
             raise ValueError(f"model '{kwargs.get('base_model')}' has no causal_lm or seq2seq_lm head "
                              f"(model.heads={list(model_heads)}): use model=gemma3_270m for task=translation")
-        if not tgt_lang:
-            raise ValueError("no target language for the prompt: add +locale=xx or set task.tgt_lang=<language name>")
         super().__init__(*args, **kwargs)
         languages = language_tokens(lang_codes, target_lang)
         self.tokenizer = load_tokenizer(tokenizer, **languages)
-        self.prompt, self.src_lang, self.tgt_lang = prompt, src_lang, tgt_lang
         self.target_lang = target_lang or "und"
         self.eos_id, self.pad_id = eos_id(self.tokenizer), pad_id(self.tokenizer)
         stops = [self.eos_id] + (newline_ids(self.tokenizer) if stop_at_newline else [])
@@ -100,7 +79,7 @@ class TranslationLitModule(LocalizeLitModule):
                            "eos_token_id": stops, "pad_token_id": self.pad_id}
         if languages:  # the decoder starts from EOS; the target code must follow it
             self.generation["forced_bos_token_id"] = language_token_id(self.tokenizer, languages["tgt_lang"])
-        self.max_length, self.n_samples = max_length, n_samples
+        self.n_samples = n_samples
         self.encoder_decoder = bool(getattr(self.model.config, "is_encoder_decoder", False))  # peft forwards .config
         self._slice_logits = not self.encoder_decoder and _can_slice_logits(self.model)
         if getattr(getattr(self.model, "active_peft_config", None), "is_prompt_learning", False):
@@ -186,9 +165,9 @@ class TranslationLitModule(LocalizeLitModule):
     def on_test_epoch_end(self) -> None:
         self._stage_scores("test")
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, str]]:
-        hyps = self.generate_texts(batch["prompt_ids"], batch["prompt_mask"])
-        return [{"source": s, "translation": h} for s, h in zip(batch["source"], hyps)]
+    def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> list[str]:
+        """One translation per prompt; ``TranslationDataModule.decode_outputs`` reassembles lines."""
+        return self.generate_texts(batch["prompt_ids"].to(self.device), batch["prompt_mask"].to(self.device))
 
     def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
         self.log(f"{stage}/loss", self._loss(batch), batch_size=batch["input_ids"].shape[0], sync_dist=True)
@@ -201,6 +180,9 @@ class TranslationLitModule(LocalizeLitModule):
             return None
         scores = self.score(records)
         self.scores[stage], self.samples[stage] = scores, records[: self.n_samples]
+        if stage == "test":
+            self._test_predictions = TestPredictions("translation", [dict(r) for r in records],
+                                                     {"target_lang": self.target_lang})
         self.log_dict({f"{stage}/{k}": float(scores[k]) for k in LOGGED_SCORES if _finite(scores[k])},
                       prog_bar=stage == "val")
         return scores
@@ -254,31 +236,6 @@ class TranslationLitModule(LocalizeLitModule):
         records = _dedupe(records)
         return self.score(records), records
 
-    def predict_texts(self, texts: list[str], batch_size: int | None = None) -> list[dict[str, str]]:
-        """Translate raw English strings: ``[{"source": text, "translation": ...}]``.
-
-        Each line is translated on its own; leading/trailing whitespace and newlines are kept
-        verbatim (gettext requires them to match the source). Equal lines are translated once.
-
-        Args:
-            texts: English strings.
-            batch_size: prompts per ``generate`` call (default: ``prepare_inference``'s, else 16).
-        """
-        batch_size = batch_size or getattr(self, "inference_options", {}).get("batch_size") or 16
-        cores = line_cores(texts)
-        encoded = [encode_pair(self.tokenizer, format_prompt(self.prompt, c, self.src_lang, self.tgt_lang), None,
-                               self.max_length, self.encoder_decoder) for c in cores]
-        order = sorted(range(len(cores)), key=lambda i: len(encoded[i]["prompt_ids"]))  # less padding
-        collate = translation_collator(self.tokenizer, self.encoder_decoder)
-        translated: dict[str, str] = {}
-        with self._inference():
-            for start in range(0, len(order), batch_size):
-                chunk = order[start:start + batch_size]
-                batch = collate([encoded[i] for i in chunk])
-                hyps = self.generate_texts(batch["prompt_ids"].to(self.device), batch["prompt_mask"].to(self.device))
-                translated.update({cores[i]: h for i, h in zip(chunk, hyps)})
-        return [{"source": t, "translation": reassemble(t, translated)} for t in texts]
-
     @contextlib.contextmanager
     def _inference(self) -> Iterator[None]:
         """Eval mode + the trainer's precision (autocast under bf16-mixed); modes restored after."""
@@ -297,8 +254,8 @@ class TranslationLitModule(LocalizeLitModule):
         # NaN (e.g. placeholder share of a set without placeholders) is not valid JSON: None instead.
         scores = {stage: {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in s.items()}
                   for stage, s in self.scores.items()}
-        return {"translation_scores": scores, "samples": self.samples,
-                "prompt": self.prompt, "generation": {k: v for k, v in self.generation.items() if k != "eos_token_id"}}
+        # The prompt template is recorded with the data (``data.prompt``): the datamodule owns it.
+        return {"translation_scores": scores, "samples": self.samples, "generation": {k: v for k, v in self.generation.items() if k != "eos_token_id"}}
 
 
 class ZeroShotEvalCallback(pl.Callback):

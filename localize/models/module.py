@@ -13,8 +13,10 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from localize.adapters import apply_adapter
+from localize.models.adapt import apply_adapter
 from localize.models.backbones import count_parameters
+from localize.tracking.intervals import TestPredictions
+from localize.tracking.status import count_labels
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +29,18 @@ class LocalizeLitModule(pl.LightningModule):
 
     Args:
         backbone: partial of ``build_backbone`` completed here with the label set.
-        optimizer: partial of a torch optimiser (``lr``, ``weight_decay`` set in config).
+        optimizer: partial of a torch optimiser (``weight_decay`` set in config), completed here with
+            the parameter groups and ``lr``.
         scheduler: partial taking (optimizer, num_warmup_steps, num_training_steps), or None.
         adapter: a peft config instance, or None for full fine-tuning.
         label_names: ordered label set (None for generative tasks).
         freeze_embeddings: full FT only: freeze the word embeddings.
         modules_to_save: extra modules trained and saved with a peft adapter (e.g. ``pooler``).
+        peft_task_type: peft's task type of this task (``task.peft_task_type``), set on the adapter config.
         warmup_ratio: share of optimizer steps with linear warm-up.
-        head_lr: learning rate for the task head (None: same as the body).
+        lr: learning rate of the body (``adapter.lr``); None only for a module built for inference,
+            which ``configure_optimizers`` refuses.
+        head_lr: learning rate for the task head (``adapter.head_lr``; None: same as the body).
         base_model: the model's ``name_or_path``, recorded in checkpoints of adapter-only state.
         gradient_checkpointing: recompute each layer's activations in the backward pass instead of
             keeping them (less peak memory, ~30% more compute).
@@ -49,7 +55,9 @@ class LocalizeLitModule(pl.LightningModule):
         label_names: list[str] | None = None,
         freeze_embeddings: bool = False,
         modules_to_save: list[str] | None = None,
+        peft_task_type: str | None = None,
         warmup_ratio: float = 0.1,
+        lr: float | None = None,
         head_lr: float | None = None,
         base_model: str | None = None,
         gradient_checkpointing: bool = False,
@@ -62,11 +70,11 @@ class LocalizeLitModule(pl.LightningModule):
         self.label_names = list(label_names) if label_names is not None else None
         self.id2label = dict(enumerate(self.label_names)) if self.label_names else None
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        _check_positive("adapter.lr", getattr(optimizer, "keywords", {}).get("lr"))
+        _check_positive("adapter.lr", lr)
         _check_positive("adapter.head_lr", head_lr)
         kwargs = {"num_labels": len(self.label_names), "id2label": self.id2label} if self.label_names else {}
         model = backbone(**kwargs)
-        self.model = apply_adapter(model, adapter, freeze_embeddings, modules_to_save)
+        self.model = apply_adapter(model, adapter, freeze_embeddings, modules_to_save, peft_task_type)
         if gradient_checkpointing:
             # Non-reentrant: works when the inputs need no grad (PEFT, frozen embeddings).
             self.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
@@ -87,10 +95,12 @@ class LocalizeLitModule(pl.LightningModule):
         return self.model(**batch)
 
     def configure_optimizers(self):
-        lr = self.optimizer_factory.keywords["lr"]
+        lr = self.hparams.lr
+        if lr is None:
+            raise ValueError("no learning rate: this module was built without lr=... (set adapter.lr)")
         wd = self.optimizer_factory.keywords.get("weight_decay", 0.0)
         params = param_groups(self.model, lr, self.hparams.head_lr, wd)
-        optimizer = self.optimizer_factory(params=params)
+        optimizer = self.optimizer_factory(params=params, lr=lr)
         if self.scheduler_factory is None:
             return optimizer
         total = int(self.trainer.estimated_stepping_batches)
@@ -127,30 +137,42 @@ class LocalizeLitModule(pl.LightningModule):
                 f"e.g. {missing[:3]}; use the adapter=... and task=... the checkpoint was trained with"
             )
 
-    def prepare_inference(self, tokenizer: Any, locale: dict[str, Any] | None = None, **options: Any) -> "LocalizeLitModule":
-        """Attach what ``predict_texts`` needs besides the weights, and switch to eval mode.
+    def on_validation_epoch_start(self) -> None:
+        self.dev_label_counts: dict[str, torch.Tensor] | None = None
 
-        In training the datamodule owns the tokenizer and the locale's text handling; raw-text
-        inference has no datamodule, so the loader (``localize.adapters.bank.load_run``) hands
-        them over here, taken from the run's own config.
-
-        Args:
-            tokenizer: the run's fast tokenizer.
-            locale: the locale config (normalisation, ``space_separated``, ``segmenter``).
-            **options: data settings of the run (``max_length``, ``max_chars``, ``truncation``)
-                and inference choices (``segmenter``, ``batch_size``).
-
-        Returns:
-            self, in eval mode.
-        """
-        if getattr(self, "tokenizer", None) is None:  # a module that owns one (translation) keeps it
-            self.tokenizer = tokenizer
-        self.inference_options = {"locale": dict(locale or {}), **options}
-        return self.eval()
+    def _count_dev_labels(self, pred: torch.Tensor, gold: torch.Tensor) -> None:
+        """Add a validation batch's predicted and gold label ids (-100: padding) to
+        ``dev_label_counts``: ``RunHealthCallback`` marks a model that predicts one label for the
+        whole dev set as degenerate (``localize.tracking.status``)."""
+        if self.trainer.sanity_checking or not self.label_names:
+            return
+        counts = count_labels(pred, gold, len(self.label_names))
+        old = getattr(self, "dev_label_counts", None)
+        self.dev_label_counts = counts if old is None else {k: old[k] + v for k, v in counts.items()}
 
     def extra_results(self) -> dict[str, Any]:
         """Non-scalar results for the run record (e.g. a confusion matrix); tasks override."""
         return {}
+
+    def test_predictions(self) -> TestPredictions | None:
+        """The last test pass's per-example outcomes (tasks set ``_test_predictions`` at the end of
+        their test epoch); the run record's ``metrics_ci`` and ``test_predictions.jsonl`` come from them."""
+        return getattr(self, "_test_predictions", None)
+
+    def on_test_end(self) -> None:
+        # W&B (any logger) gets each test metric's bootstrap interval as test/<name>_ci_low/_ci_high;
+        # the run record keeps the full entries (metrics_ci). Not self.log: the bounds are no metric
+        # of their own, so they stay out of trainer.test()'s results.
+        predictions = self.test_predictions()
+        if predictions is None:
+            return
+        logged = set(self.trainer.callback_metrics) if self._trainer is not None else set()
+        bounds = {}
+        for name, ci in predictions.intervals().items():
+            if name in logged:
+                bounds.update({f"{name}_ci_low": ci["low"], f"{name}_ci_high": ci["high"]})
+        for logger in self.loggers:
+            logger.log_metrics(bounds, step=self.global_step)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """What must be stored to reproduce the localized model (adapter + head, or all weights)."""

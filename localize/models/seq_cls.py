@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
@@ -12,6 +10,8 @@ from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from localize.models.module import LocalizeLitModule
+from localize.tracking.intervals import TestPredictions
+from localize.tracking.metrics import ExampleLabels
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class SequenceClassificationLitModule(LocalizeLitModule):
             })
 
         self.val_metrics, self.test_metrics = metrics(), metrics()
+        self.test_labels = ExampleLabels(self.label_names)  # per-example outcomes, for intervals
         self.val_f1_best = MaxMetric()
         self.test_confusion: list[list[int]] | None = None
 
@@ -63,6 +64,10 @@ class SequenceClassificationLitModule(LocalizeLitModule):
         out, loss = self._loss(batch)
         self.log(f"{stage}/loss", loss, batch_size=batch["input_ids"].shape[0], sync_dist=True)
         metrics.update(out.logits.argmax(-1), batch["labels"])
+        if stage == "test":
+            self.test_labels.update(out.logits.argmax(-1), batch["labels"], batch["index"])
+        if stage == "val":
+            self._count_dev_labels(out.logits.argmax(-1), batch["labels"])
 
     def _epoch_end(self, metrics: MetricCollection, stage: str) -> dict[str, torch.Tensor]:
         values = metrics.compute()
@@ -89,6 +94,9 @@ class SequenceClassificationLitModule(LocalizeLitModule):
     def on_test_epoch_end(self) -> None:
         confusion = self._epoch_end(self.test_metrics, "test")["confusion"]
         self.test_confusion = confusion.tolist()
+        self._test_predictions = TestPredictions("labels", self.test_labels.compute(),
+                                                 {"classes": list(self.label_names)})
+        self.test_labels.reset()
         for logger in self.loggers:  # W&B gets the matrix as a table; other loggers see the record
             experiment = getattr(logger, "experiment", None)
             if hasattr(experiment, "log") and hasattr(logger, "log_table"):
@@ -99,54 +107,12 @@ class SequenceClassificationLitModule(LocalizeLitModule):
     def extra_results(self) -> dict:
         return {"test_confusion_matrix": self.test_confusion, "labels": self.label_names}
 
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.softmax(-1)
-
-    def predict_texts(self, texts: Sequence[str], batch_size: int | None = None) -> list[dict[str, Any]]:
-        """Classify raw texts (after ``prepare_inference``); see ``classify_texts``."""
-        opts = self.inference_options
-        return classify_texts(self.model, self.tokenizer, self.label_names, texts, locale=opts["locale"],
-                              max_length=opts.get("max_length", 256), max_chars=opts.get("max_chars"),
-                              truncation=opts.get("truncation", "head"),
-                              batch_size=batch_size or opts.get("batch_size", 32))
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int = 0) -> torch.Tensor:
+        """Class probabilities per text; ``ClassificationDataModule.decode_outputs`` reads them."""
+        return predict_probabilities(self.model, batch)
 
 
-@torch.inference_mode()
-def classify_texts(model: nn.Module, tokenizer: Any, label_names: Sequence[str], texts: Sequence[str], *,
-                   locale: dict[str, Any] | None = None, max_length: int = 256, max_chars: int | None = None,
-                   truncation: str = "head", batch_size: int = 32) -> list[dict[str, Any]]:
-    """Classify raw texts, preparing them as the datamodule did in training.
-
-    Args:
-        model: HF or peft sequence-classification model (its active adapter is used).
-        tokenizer: the run's tokenizer.
-        label_names: id -> label, as trained.
-        texts: raw texts.
-        locale: locale config (``normalization``).
-        max_length: token truncation length.
-        max_chars: character pre-truncation budget (None: none).
-        truncation: ``head`` or ``head_tail`` (as ``data.truncation``).
-        batch_size: texts per forward pass.
-
-    Returns:
-        Per text: ``text``, ``label`` (argmax) and ``probabilities`` (label -> softmax probability).
-    """
-    from localize.data.cls_readers import truncate_text
-    from localize.data.datamodule import normalize
-
-    form = (locale or {}).get("normalization")
-    device = next(model.parameters()).device
-    out: list[dict[str, Any]] = []
-    for start in range(0, len(texts), batch_size):
-        chunk = list(texts[start:start + batch_size])
-        prepared = [normalize(t, form) for t in chunk]
-        if max_chars:
-            prepared = [truncate_text(t, max_chars, truncation) for t in prepared]
-        enc = tokenizer(prepared, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-        logits = model(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device)).logits
-        probs = logits.float().softmax(-1).cpu()
-        for text, p in zip(chunk, probs.tolist()):
-            best = max(range(len(p)), key=p.__getitem__)
-            out.append({"text": text, "label": label_names[best],
-                        "probabilities": {name: prob for name, prob in zip(label_names, p)}})
-    return out
+def predict_probabilities(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A batch's softmax probabilities from any sequence-classification model (also a bank's)."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return logits.float().softmax(-1).cpu()

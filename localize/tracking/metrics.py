@@ -55,6 +55,7 @@ class SpanF1(Metric):
         self.add_state("index", default=[], dist_reduce_fx="cat")
         self.add_state("pred", default=[], dist_reduce_fx="cat")
         self.add_state("gold", default=[], dist_reduce_fx="cat")
+        self.rows: list[dict] = []  # filled by compute()
 
     def update(self, pred: torch.Tensor, gold: torch.Tensor, index: torch.Tensor) -> None:
         """Add a batch: ``pred``/``gold`` are [batch, max_words] ids, gold padded with -100."""
@@ -68,17 +69,51 @@ class SpanF1(Metric):
         index = _cat(self.index)
         pred, gold = _cat(self.pred), _cat(self.gold)
         seen: set[int] = set()
-        golds, preds = [], []
+        golds, preds, kept = [], [], []
         for i, p, g in zip(index.tolist(), pred.tolist(), gold.tolist()):
             if i in seen:  # a DistributedSampler duplicate
                 continue
             seen.add(i)
+            kept.append(i)
             n = sum(1 for x in g if x != -100)
             golds.append([self.id2label[x] for x in g[:n]])
             preds.append([self.id2label.get(x, "O") for x in p[:n]])
+        # Per-sentence outcomes of the last compute: the bootstrap intervals and paired tests
+        # (localize.tracking.intervals) resample these sentences.
+        self.rows = [{"index": i, "gold": g, "pred": p} for i, g, p in zip(kept, golds, preds)]
         scores = span_scores(golds, preds)
         scores["n_sentences"] = float(len(golds))
         return scores
+
+
+class ExampleLabels(Metric):
+    """Gold and predicted class id per example, kept with the example's dataset index (DDP-gathered,
+    duplicates dropped) so test outcomes can be resampled (``localize.tracking.intervals``).
+
+    Args:
+        label_names: class id -> name.
+    """
+
+    full_state_update = False
+
+    def __init__(self, label_names: list[str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.label_names = list(label_names)
+        self.add_state("index", default=[], dist_reduce_fx="cat")
+        self.add_state("pred", default=[], dist_reduce_fx="cat")
+        self.add_state("gold", default=[], dist_reduce_fx="cat")
+
+    def update(self, pred: torch.Tensor, gold: torch.Tensor, index: torch.Tensor) -> None:
+        self.index.append(index.detach())
+        self.pred.append(pred.detach())
+        self.gold.append(gold.detach())
+
+    def compute(self) -> list[dict]:
+        """One ``{"index", "gold", "pred"}`` row per example (label names), in index order."""
+        rows: dict[int, dict] = {}
+        for i, p, g in zip(_cat(self.index).tolist(), _cat(self.pred).tolist(), _cat(self.gold).tolist()):
+            rows.setdefault(i, {"index": i, "gold": self.label_names[g], "pred": self.label_names[p]})
+        return [rows[i] for i in sorted(rows)]
 
 
 def _cat(x) -> torch.Tensor:

@@ -1,12 +1,29 @@
 """W&B logging that never costs a run: offline by default, online when configured, CSV on failure."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
+from localize.tracking.record import redact_overrides
+
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def redacted_argv() -> Iterator[None]:
+    """``sys.argv`` with secrets blanked (``localize.tracking.record`` rules) for the block: W&B reads
+    it when the run starts (its settings' ``_args``) and writes it to the run's metadata."""
+    saved = list(sys.argv)
+    sys.argv[:] = saved[:1] + redact_overrides(saved[1:])
+    try:
+        yield
+    finally:
+        sys.argv[:] = saved
 
 
 def wandb_logger(
@@ -49,7 +66,8 @@ def wandb_logger(
             save_dir=save_dir, mode=mode, entity=entity, job_type=job_type, id=run_id,
             resume="allow" if run_id else None,
         )
-        experiment = logger.experiment  # start now, so failures surface here and not mid-training
+        with redacted_argv():  # W&B records sys.argv (wandb-metadata.json, the .wandb file) at init
+            experiment = logger.experiment  # start now, so failures surface here and not mid-training
         if isinstance(getattr(experiment, "id", None), str):  # DDP ranks > 0 hold a dummy experiment
             with open(id_file, "w") as f:
                 f.write(experiment.id)

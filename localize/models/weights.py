@@ -1,0 +1,164 @@
+"""Loading a run's trained state into a rebuilt LightningModule (the inverse of
+``tracking.storage.save_trainable``): a peft adapter folder, ``trainable.safetensors``, or a
+Lightning checkpoint — each read without executing code (safetensors, ``weights_only=True``)."""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+from typing import Any
+
+import torch
+
+from localize.models.backbones import count_parameters, enable_prefix_cache_kwarg, resolve_path, same_weights
+
+log = logging.getLogger(__name__)
+
+
+def corrupt(path: str, e: Exception) -> ValueError:
+    fix = ("use another checkpoint of the run (checkpoints/best.ckpt or checkpoints/last.ckpt), or retrain"
+           if str(path).endswith(".ckpt") else
+           "retrain the run; localize.evaluate can still read its Lightning checkpoint: "
+           "python -m localize.evaluate run=<run dir> ckpt_path=<run dir>/checkpoints/best.ckpt")
+    return ValueError(f"{path} is corrupt or truncated ({type(e).__name__}: {_first_line(e)}). Fix: {fix}")
+
+
+def _first_line(e: Exception) -> str:
+    """The library's own message without its advice (torch suggests ``weights_only=False``, which
+    would unpickle whatever the file holds)."""
+    text = str(e).split("\n")[0].split("Re-running `torch.load`")[0].strip()
+    return text[:200]
+
+
+def refused(path: str, e: Exception, fix: str | None = None) -> ValueError:
+    """The error for a weights file that pickles more than tensors (torch's ``weights_only=True``
+    refused it): what it held, and a fix — not torch's advice to retry with ``weights_only=False``."""
+    found = re.search(r"(?:unsupported|Unsupported global:) GLOBAL [\w.]+|Unsupported operand \S+", str(e))
+    return ValueError(f"{path} holds pickled objects other than tensors and plain values "
+                      f"({found[0] if found else 'not a tensor'}); it was refused, because unpickling them could run "
+                      f"code (or the file is corrupt). " + (fix or "Use weights written by localize.train (<run dir>/model, "
+                                          "<run dir>/checkpoints/best.ckpt or last.ckpt), or retrain"))
+
+
+def check_crc(path: str) -> None:
+    """Every member of a checkpoint's zip against the CRC-32 that ``torch.save`` recorded for it
+    (torch's own reader does not check them). Members written without one (``torch.serialization.
+    set_crc32_options(False)``: CRC 0) are skipped; a file that is not a zip is left to torch.
+
+    Raises:
+        ValueError: a member's bytes changed after it was written (``corrupt``: names the file and the fix).
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.CRC == 0 and info.file_size:
+                    continue
+                with archive.open(info) as member:  # raises BadZipFile at the end of a member whose CRC differs
+                    while member.read(1 << 24):
+                        pass
+    except zipfile.BadZipFile as e:
+        if not zipfile.is_zipfile(path):
+            return
+        raise corrupt(path, e) from e
+
+
+def load_checkpoint(path: str, mmap: bool = False) -> dict[str, Any]:
+    """``torch.load(weights_only=True)``: tensors and plain values only, with our messages.
+
+    Args:
+        path: a Lightning checkpoint (``.ckpt``).
+        mmap: map the tensors instead of reading them (a cheap check of a whole checkpoint).
+
+    Raises:
+        ValueError: the file pickles anything else (refused before anything in it runs), or is
+            corrupt.
+    """
+    check_crc(path)  # torch reads a flipped byte inside a tensor as a changed weight, silently
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as e:
+        raise refused(path, e) from e
+    except Exception as e:
+        raise corrupt(path, e) from e
+
+
+def read_peft_weights(model_dir: str) -> dict[str, torch.Tensor]:
+    """An adapter folder's saved tensors (our message for a corrupt or missing file)."""
+    from peft.utils import load_peft_weights
+
+    path = os.path.join(model_dir, "adapter_model.safetensors")
+    if not os.path.exists(path) and os.path.exists(os.path.join(model_dir, "adapter_model.bin")):
+        path = os.path.join(model_dir, "adapter_model.bin")  # peft reads it with weights_only=True
+    try:
+        return load_peft_weights(model_dir, device="cpu")
+    except pickle.UnpicklingError as e:
+        raise refused(path, e) from e
+    except Exception as e:  # SafetensorError, truncated file, missing weights file
+        raise corrupt(path, e) from e
+
+
+def attach_peft(module, model_dir: str, peft_config: Any, base: str) -> None:
+    """Wrap ``module.model`` (the plain backbone) with the adapter saved in ``model_dir``."""
+    import peft
+
+    read_peft_weights(model_dir)  # a corrupt file gets our message, not a deep safetensors error
+    saved_base = getattr(peft_config, "base_model_name_or_path", None)
+    if saved_base and not (same_weights(saved_base, base) or os.path.basename(saved_base.rstrip("/")) ==
+                           os.path.basename(resolve_path(base).rstrip("/"))):
+        log.warning("adapter_config.json names base '%s', the run's config '%s'", saved_base, base)
+    if peft_config.is_prompt_learning:
+        enable_prefix_cache_kwarg(module.model)
+    try:
+        module.model = peft.PeftModel.from_pretrained(module.model, model_dir)
+    except RuntimeError as e:  # size mismatch
+        raise ValueError(f"the adapter in {model_dir} does not fit the backbone built from the run's config "
+                         f"({str(e)[:300]}): run.json and model/ come from different runs; retrain") from e
+    module.param_counts = count_parameters(module.model)
+    module.strict_loading = False
+
+
+def load_full_state(module, path: str, base: str) -> None:
+    """Load ``trainable.safetensors`` (all weights, or the trainable part over the base weights)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(path, framework="pt") as f:
+            saved_base = (f.metadata() or {}).get("base_model")
+        state = load_file(path)
+    except Exception as e:
+        raise corrupt(path, e) from e
+    if saved_base and not same_weights(saved_base, base):
+        raise ValueError(f"{path} was trained on base model '{saved_base}' but the run's config says '{base}': "
+                         f"run.json and model/ come from different runs")
+    try:
+        missing, unexpected = module.model.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        raise ValueError(f"{path} does not fit the model built from the run's config ({str(e)[:300]}); retrain") from e
+    params = dict(module.model.named_parameters())
+    trainable = {n for n, p in params.items() if p.requires_grad}
+    lost = [k for k in missing if (k in trainable or module.strict_loading) and k in params]  # buffers are rebuilt
+    if unexpected or lost:
+        raise ValueError(f"{path} does not match the run's model: unexpected {unexpected[:3]}, missing {lost[:3]}; "
+                         f"retrain the run")
+
+
+def load_lightning_checkpoint(module, ckpt_path: str) -> None:
+    """A Lightning checkpoint's state into the module (``weights_only=True``: no pickled code)."""
+    if not os.path.isfile(ckpt_path):
+        raise FileNotFoundError(f"checkpoint '{ckpt_path}' not found: pass ckpt_path=<run dir>/checkpoints/best.ckpt "
+                                f"(or leave it out to load <run dir>/model)")
+    ckpt = load_checkpoint(ckpt_path)
+    try:
+        state = ckpt["state_dict"]
+    except Exception as e:
+        raise corrupt(ckpt_path, e) from e
+    module.on_load_checkpoint(ckpt)  # refuses a checkpoint of another base model
+    try:
+        module.load_state_dict(state, strict=module.strict_loading)
+    except RuntimeError as e:
+        raise ValueError(f"{ckpt_path} does not fit the run's model ({str(e)[:300]}): use the checkpoint of "
+                         f"this run") from e

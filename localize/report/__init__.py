@@ -1,0 +1,114 @@
+"""Compare finished runs: ``python -m localize.report logs/runs [--out DIR] [--metric test/f1]``.
+
+Reads every ``run.json`` under a folder (and optionally a W&B project), groups runs by
+(task, locale, model, adapter) and writes ``comparison.md``, ``comparison.csv`` and PNG plots of
+quality against trainable parameters, training time and stored size, plus dev learning curves.
+Spread is the *sample* standard deviation over seeds (``ddof=1``; NaN for a single seed). Beside it,
+each method's 95% bootstrap CI, and a section of paired tests of every method against
+``--reference`` (default ``full``) with their p-values (``localize.report.significance``).
+Cross-validation folds (records with a ``cv_group``) are not averaged as seeds: ``localize.report.cv``
+pools each group's out-of-fold predictions (CI, paired test vs the reference) into a section of
+``comparison.md`` and ``cv.csv``.
+Finished and degenerate runs enter means, spreads, costs and plots (a collapsed run is the method's real
+outcome); failed runs have no test metrics. Both kinds are counted per method ("not finished") and
+listed with their reason in the "Runs" table.
+
+Modules: ``records`` (run dirs and W&B runs → one row per run), ``tables`` (rows → comparison
+table), ``plots`` (PNGs); this module writes them (``write_report``) and is the CLI.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from typing import Any
+
+from localize.report.cv import is_cv, summarize_cv
+from localize.report.cv import to_markdown as cv_markdown
+from localize.report.files import _atomic_write
+from localize.report.plots import learning_curve, plot_all
+from localize.report.records import (DEFAULT_METRIC, GROUP, METRIC_BY_TASK, collect, find_runs, metric_for,
+                                     record_to_row, val_metric, wandb_records, wandb_run_to_record)
+from localize.report.significance import DEFAULT_REFERENCE, add_intervals, paired_tests
+from localize.report.significance import to_markdown as tests_markdown
+from localize.report.tables import summarize, to_markdown
+from localize.tracking.status import FINISHED, SCORED
+
+__all__ = ["DEFAULT_METRIC", "GROUP", "METRIC_BY_TASK", "collect", "find_runs", "learning_curve", "main",
+           "metric_for", "plot_all", "record_to_row", "summarize", "to_markdown", "val_metric", "wandb_records",
+           "wandb_run_to_record", "write_report"]
+
+
+def write_report(folder: str, out_dir: str | None = None, metric: str | None = None,
+                 wandb_project: str | None = None, reference: str | None = DEFAULT_REFERENCE) -> dict[str, Any]:
+    """Collect, summarize, plot and write ``comparison.md``/``comparison.csv``.
+
+    Args:
+        folder: log folder to scan for ``run.json`` records.
+        out_dir: where to write (default ``<folder>/report``).
+        metric: test metric to compare on (default per task, see ``METRIC_BY_TASK``).
+        wandb_project: optional ``ENTITY/PROJECT`` to add W&B runs from.
+        reference: method every other method is paired against (``significance.paired_tests``);
+            ``paired_tests.csv`` and a section of ``comparison.md`` hold the tests.
+
+    Returns:
+        ``{"markdown": path, "csv": path, "plots": [paths], "runs": n, "finished": n, "not_finished": n,
+        "skipped": n}``: ``runs`` counts every record (``not_finished``: failed or degenerate ones).
+    """
+    out_dir = out_dir or os.path.join(folder, "report")
+    df = collect(folder, wandb_project)
+    # Folds of a CV group are pooled in their own table (localize.report.cv), not averaged as seeds.
+    folds = is_cv(df)
+    cv = summarize_cv(df, metric, reference)
+    summary = summarize(df[~folds], metric)
+    summary = add_intervals(summary, df[~folds])  # 95% CI per method (localize.report.significance)
+    tests = paired_tests(summary, df[~folds], reference)
+    skipped = len(df.attrs.get("skipped", []))
+    md = _atomic_write(os.path.join(out_dir, "comparison.md"),
+                       lambda f: f.write((to_markdown(summary, skipped, df) + cv_markdown(cv)
+                                          + "\n".join(tests_markdown(tests, reference)) + "\n").encode()))
+    tests_buf = io.StringIO()
+    tests.to_csv(tests_buf, index=False)
+    tests_csv = _atomic_write(os.path.join(out_dir, "paired_tests.csv"),
+                              lambda f: f.write(tests_buf.getvalue().encode()))
+    if len(cv):
+        cv_buf = io.StringIO()
+        cv.assign(found=cv["found"].map(lambda s: " ".join(map(str, s)))).to_csv(cv_buf, index=False)
+        _atomic_write(os.path.join(out_dir, "cv.csv"), lambda f: f.write(cv_buf.getvalue().encode()))
+    table = summary.assign(seeds=summary["seeds"].map(lambda s: " ".join(map(str, s))))
+    buf = io.StringIO()
+    table.to_csv(buf, index=False)
+    csv = _atomic_write(os.path.join(out_dir, "comparison.csv"), lambda f: f.write(buf.getvalue().encode()))
+    scored = df[df["status"].isin(SCORED)] if len(df) else df  # failed runs: listed, not plotted
+    plotted = scored[~is_cv(scored)] if len(scored) else scored
+    plots = plot_all(plotted, summary, out_dir) if len(plotted) else []
+    finished = int((df["status"] == FINISHED).sum()) if len(df) else 0
+    return {"markdown": md, "csv": csv, "paired_tests": tests_csv, "plots": plots, "runs": len(df),
+            "finished": finished, "not_finished": len(df) - finished, "skipped": skipped}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localize.report", description=__doc__.split("\n")[0])
+    parser.add_argument("folder", help="log folder with run dirs (e.g. logs/runs or logs)")
+    parser.add_argument("--out", help="output folder (default <folder>/report)")
+    parser.add_argument("--metric", help="test metric, e.g. test/f1 (default: per task)")
+    parser.add_argument("--wandb-project", help="also pull finished runs from W&B ENTITY/PROJECT (online)")
+    parser.add_argument("--reference", default=DEFAULT_REFERENCE,
+                        help=f"method the others are paired against (default {DEFAULT_REFERENCE}; where a setting "
+                             "has none, its best-ranked method)")
+    args = parser.parse_args(argv)
+    try:
+        paths = write_report(args.folder, args.out, args.metric, args.wandb_project, args.reference)
+    except (RuntimeError, FileNotFoundError) as e:
+        print(f"[localize.report] error: {e}", file=sys.stderr)
+        return 1
+    with open(paths["markdown"]) as f:
+        print(f.read())
+    print(f"[localize.report] {paths['finished']} finished runs, {paths['skipped']} unfinished run dir(s) skipped"
+          + (f", {paths['not_finished']} failed or degenerate run(s) counted (degenerate ones in the means)"
+             if paths["not_finished"] else ""))
+    for p in [paths["markdown"], paths["csv"], paths["paired_tests"], *paths["plots"]]:
+        print(f"  wrote {p}")
+    return 0
+

@@ -1,0 +1,87 @@
+"""localize.predict: raw text → the run's datamodule encoding → predict_step → JSON lines / .po."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FAST, ROOT, TEXTS, compose_cfg
+from localize.predict import predict
+from localize.runs import load_predictor
+from localize.train import train
+
+
+def test_predict_text_output(lora_run):
+    module = load_predictor(lora_run)
+    out = module.predict_texts(TEXTS)
+    assert [o["text"] for o in out] == TEXTS
+    first = out[0]
+    assert first["segmenter"] == "fugashi"  # MeCab + IPAdic: the hironsan corpus's own words
+    assert [t["text"] for t in first["tokens"]][:8] == ["2005", "年", "7", "月", "14", "日", "、", "南アフリカ"]
+    for o in out:
+        for t in o["tokens"]:
+            assert o["text"][t["start"]:t["end"]] == t["text"]
+        for e in o["entities"]:
+            assert o["text"][e["start"]:e["end"]] == e["text"] and e["label"] in {l[2:] for l in module.label_names}
+    assert out[2] == {"text": "", "tokens": [], "entities": [], "segmenter": "fugashi", "truncated_words": 0}
+
+
+def test_char_fallback_when_segmenter_missing(lora_run, monkeypatch):
+    from localize.data import segment
+
+    monkeypatch.setitem(segment.SEGMENTERS, "fugashi", segment._external(lambda: None, "fugashi", "pip install"))
+    with pytest.warns(UserWarning, match="characters"):
+        out = load_predictor(lora_run).predict_texts(["東京都に住む"])
+    assert out[0]["segmenter"] == "char" and [t["text"] for t in out[0]["tokens"]] == list("東京都に住む")
+
+
+def test_predict_with_bank_config(lora_run, locper_run, tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    dst = tmp_path / "out.jsonl"
+    cfg = compose_cfg(["+locale=ja", f"adapters.ja={locper_run}", f"+adapters.xx={lora_run}", f"input={src}",
+                       f"output={dst}"], config_name="predict")
+    assert predict(cfg) == len(TEXTS)
+    lines = [json.loads(l) for l in dst.read_text(encoding="utf-8").splitlines()]
+    assert [l["text"] for l in lines] == TEXTS
+    assert lines == load_predictor(locper_run).predict_texts(TEXTS)
+
+
+def test_predict_cli_writes_clean_jsonl_to_stdout(lora_run):
+    proc = subprocess.run([sys.executable, "-m", "localize.predict", "+locale=ja", f"adapters.ja={lora_run}"],
+                          input="東京都に住む山田太郎\nＡＢＣ株式会社\n", capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "WANDB_MODE": "disabled"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(l) for l in proc.stdout.splitlines()]  # nothing but JSON on stdout
+    assert [l["text"] for l in lines] == ["東京都に住む山田太郎", "ＡＢＣ株式会社"]
+
+
+def test_predict_po_needs_output(lora_run, tmp_path):
+    po = tmp_path / "a.po"
+    po.write_text('msgid "Open"\nmsgstr ""\n')
+    cfg = compose_cfg([f"run={lora_run}", f"input={po}"], config_name="predict")
+    with pytest.raises((ValueError, ImportError), match="output=|translation"):
+        predict(cfg)
+
+
+def test_predict_fills_po_with_a_translation_run(runs_root, tmp_path):
+    """predict.py stays generic: a translation run's predict_texts fills a catalog via fill_po."""
+    mt = [o for o in FAST if not o.startswith("model=")] + [
+        "+locale=ja", "task=translation", "model=tiny_causal", f"data.path={ROOT}/tests/fixtures/mt/small.po",
+        "data.split_sizes=[null,6,6]", "module.generation.max_new_tokens=6", "adapter=lora"]
+    run = runs_root / "mt"
+    if not (run / "run.json").exists():
+        train(compose_cfg(mt, run))
+    out = tmp_path / "todo.ja.po"
+    cfg = compose_cfg([f"run={run}", f"input={ROOT}/tests/fixtures/mt/todo.po", f"output={out}", "batch_size=4"],
+                      config_name="predict")
+    counts = predict(cfg)
+    assert counts["filled"] + counts["empty"] == 5 and counts["kept"] == 1 and out.exists()  # todo.po: 5 to do, 1 done
+
+
+def test_predict_config_composes_with_a_bank():
+    cfg = compose_cfg(["+locale=ja", "adapters.ja=/x"], config_name="predict")
+    assert cfg.adapters.ja == "/x" and cfg.locale.code == "ja" and cfg.adapters.ko is None

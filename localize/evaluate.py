@@ -29,6 +29,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from localize.cli import cli
+from localize.config import job_overrides
 from localize.runs import RunInfo, load_run, read_run, same_weights
 from localize.data.errors import DataError
 from localize.data.sources import source_key
@@ -74,7 +75,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     reset_peak_memory()
     out_dir = cfg.paths.output_dir
     check_writable(out_dir)
-    info = read_run(cfg.run, ckpt_path=cfg.get("ckpt_path")) if cfg.get("run") else None
+    # module.* settings given to evaluate (e.g. module.decoding=viterbi) apply to the rebuilt run too;
+    # anything else of the run's model comes from its own recorded overrides.
+    inference = [o for o in job_overrides(cfg) or [] if o.lstrip("+~").startswith("module.")]
+    info = read_run(cfg.run, ckpt_path=cfg.get("ckpt_path"), extra_overrides=inference) if cfg.get("run") else None
     _configure(cfg, info)
     check_config(cfg)  # after _configure: the run's values fill the nulls of conf/evaluate.yaml
     pl.seed_everything(int(cfg.data.seed), workers=True)
@@ -89,7 +93,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise DataError(f"{getattr(e, 'problem', e)}. The model of {info.run_dir} knows only {info.labels}. "
                         f"Fix: evaluate it on data with that label set (data.path=<file>)") from None
     if info is not None:
-        module = load_run(info.run_dir, ckpt_path=cfg.get("ckpt_path"))
+        module = load_run(info.run_dir, ckpt_path=cfg.get("ckpt_path"), extra_overrides=inference)
         head = "trained"
     else:
         module = build(cfg.module, **datamodule.module_kwargs())

@@ -76,13 +76,15 @@ class RunInfo:
         return OmegaConf.to_container(loc, resolve=True) if loc is not None else None
 
 
-def read_run(run_dir: str, ckpt_path: str | None = None) -> RunInfo:
+def read_run(run_dir: str, ckpt_path: str | None = None, extra_overrides: Sequence[str] = ()) -> RunInfo:
     """Check a run dir, recompose its config and describe it.
 
     Args:
         run_dir: the folder holding ``run.json``.
         ckpt_path: a Lightning checkpoint that will be loaded instead of ``<run>/model``, which may
             then be missing (``kind: checkpoint``).
+        extra_overrides: inference-time settings applied on top of the run's own overrides (e.g.
+            ``module.decoding=viterbi``), checked like them.
 
     Raises:
         FileNotFoundError: no such dir, no ``run.json`` (unfinished run or not a run dir), or no
@@ -112,7 +114,7 @@ def read_run(run_dir: str, ckpt_path: str | None = None) -> RunInfo:
         raise ValueError(f"{path} is unreadable ({type(e).__name__}: {e}): it is written last and atomically by "
                          f"localize.train, so it was edited or damaged afterwards; retrain the run") from e
     _check_status(run_dir, record)
-    overrides = run_overrides(run_dir, record)
+    overrides = run_overrides(run_dir, record) + _checked(list(extra_overrides), "the extra overrides")
     cfg = run_config(run_dir, overrides)
     model_dir = os.path.join(run_dir, MODEL_DIR)
     kind = _saved_kind(run_dir, model_dir, ckpt_path)
@@ -159,6 +161,10 @@ def run_overrides(run_dir: str, record: Mapping[str, Any]) -> list[str]:
                              f"it from the run's command line, or retrain the run") from e
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         raise ValueError(f"{source} must be a list of Hydra override strings: retrain the run")
+    return _checked(overrides, source)
+
+
+def _checked(overrides: list[str], source: str) -> list[str]:
     for o in overrides:
         if any(k in o for k in _UNSAFE_KEYS):
             raise ValueError(f"{source} holds the override '{o[:80]}', which could make loading the run call code; "
@@ -236,7 +242,7 @@ def build_untrained(info: RunInfo, adapter: bool = True):
         return build(info.cfg.module, **kwargs)
 
 
-def load_run(run_dir: str, ckpt_path: str | None = None):
+def load_run(run_dir: str, ckpt_path: str | None = None, extra_overrides: Sequence[str] = ()):
     """Rebuild a run's LightningModule and load its trained state (for ``trainer.test`` or
     ``load_predictor``).
 
@@ -248,6 +254,7 @@ def load_run(run_dir: str, ckpt_path: str | None = None):
     Args:
         run_dir: a finished run dir (with ``run.json`` and ``model/``).
         ckpt_path: load this Lightning checkpoint instead of ``<run>/model``.
+        extra_overrides: inference-time module settings (``module.decoding=viterbi``), see ``read_run``.
 
     Returns:
         The module in eval mode, with ``run_info`` (a ``RunInfo``) attached.
@@ -255,7 +262,7 @@ def load_run(run_dir: str, ckpt_path: str | None = None):
     Raises:
         FileNotFoundError / ValueError: see ``read_run``; corrupt weights; weights that do not fit.
     """
-    info = read_run(run_dir, ckpt_path=ckpt_path)
+    info = read_run(run_dir, ckpt_path=ckpt_path, extra_overrides=extra_overrides)
     if ckpt_path:
         module = build_untrained(info)
         load_lightning_checkpoint(module, ckpt_path)

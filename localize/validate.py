@@ -113,6 +113,7 @@ KNOBS: dict[str, Knob] = {
     "adapter.peft.num_virtual_tokens": Knob("int", 20, min=1, why="prefix length"),
     "module.warmup_ratio": Knob("float", 0.1, min=0, max=1),
     "module.gradient_checkpointing": Knob("bool", False),
+    "module.decoding": Knob("str", "viterbi", choices=("argmax", "viterbi"), why="word tags from NER logits"),
     "module.optimizer.weight_decay": Knob("float", 0.01, min=0),
     "callbacks.early_stopping.patience": Knob("int", 10, min=0),
 }

@@ -88,3 +88,16 @@ def test_transfer_matrix_writes_csv_and_heatmap(lora_run, locper_run, tmp_path):
     recorded = json.loads(open(os.path.join(lora_run, "run.json")).read())["metrics"]["test/f1"]
     assert matrix.loc["all", "own"] == pytest.approx(recorded)  # the diagonal is the run's own split
     assert {"matrix.csv", "results.csv", "heatmap.png"} <= set(os.listdir(tmp_path / "t"))
+
+
+def test_evaluate_applies_module_settings_to_the_rebuilt_run(lora_run, tmp_path, monkeypatch):
+    """``module.decoding=viterbi`` on evaluate reaches the run's rebuilt module (it used to be ignored)."""
+    from localize import evaluate as evaluate_mod
+    from localize.models.decoding import DECODERS
+
+    built = []
+    real = evaluate_mod.load_run
+    monkeypatch.setattr(evaluate_mod, "load_run", lambda *a, **k: built.append(real(*a, **k)) or built[-1])
+    rec = evaluate(_eval_cfg(lora_run, tmp_path / "ev", ["module.decoding=viterbi"]))
+    assert built[0].decode is DECODERS["viterbi"] and rec["config"]["module"]["decoding"] == "viterbi"
+    assert "test/f1" in rec["metrics_ci"]  # scored end to end with the constrained decoder

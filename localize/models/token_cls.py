@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torchmetrics import MaxMetric
 
+from localize.models.decoding import DECODERS, argmax_tags, iob2_transitions
 from localize.models.module import LocalizeLitModule
 from localize.tracking.intervals import TestPredictions
 from localize.tracking.metrics import SpanF1
@@ -16,10 +17,18 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
 
 class TokenClassificationLitModule(LocalizeLitModule):
     """NER system. Batches carry ``word_index`` (token position read for each word, -1 if
-    truncated) and ``word_labels`` (gold tag id per word) so scoring is per word, not per piece."""
+    truncated) and ``word_labels`` (gold tag id per word) so scoring is per word, not per piece.
 
-    def __init__(self, *args, max_words: int = 512, **kwargs) -> None:
+    ``decoding`` (``module.decoding``) turns logits into word tags for val/test scoring and
+    ``predict``: ``argmax`` per word, or ``viterbi`` (the best valid IOB2 sequence,
+    ``localize.models.decoding``)."""
+
+    def __init__(self, *args, max_words: int = 512, decoding: str = "argmax", **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if decoding not in DECODERS:
+            raise ValueError(f"module.decoding={decoding!r} is not one of {sorted(DECODERS)}. Fix: module.decoding=argmax")
+        self.decode = DECODERS[decoding]
+        self.register_buffer("transitions", iob2_transitions(self.label_names), persistent=False)
         # B-X -> I-X by id: a word that shares its token with the previous word continues that
         # word's entity (one token cannot start two entities).
         self.register_buffer("b_to_i", b_to_i_ids(self.label_names), persistent=False)
@@ -38,7 +47,7 @@ class TokenClassificationLitModule(LocalizeLitModule):
     def _eval_step(self, batch: dict[str, torch.Tensor], metric: SpanF1, stage: str) -> None:
         out = self(**{k: batch[k] for k in MODEL_INPUTS})
         self.log(f"{stage}/loss", out.loss, batch_size=batch["input_ids"].shape[0], sync_dist=True)
-        pred = word_predictions(out.logits, batch["word_index"], self.b_to_i)
+        pred = self.decode(out.logits, batch["word_index"], self.b_to_i, self.transitions)
         metric.update(pred, batch["word_labels"], batch["index"])
         if stage == "val":
             self._count_dev_labels(pred, batch["word_labels"])
@@ -64,7 +73,7 @@ class TokenClassificationLitModule(LocalizeLitModule):
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int = 0) -> torch.Tensor:
         """Tag id per word (-100 past ``max_length``); ``NerDataModule.decode_outputs`` reads it."""
-        return predict_word_tags(self.model, batch, self.b_to_i)
+        return predict_word_tags(self.model, batch, self.b_to_i, self.decode, self.transitions)
 
 
 def b_to_i_ids(label_names: Sequence[str]) -> torch.Tensor:
@@ -73,10 +82,13 @@ def b_to_i_ids(label_names: Sequence[str]) -> torch.Tensor:
     return torch.tensor([ids.get("I-" + t[2:], i) if t.startswith("B-") else i for i, t in enumerate(label_names)])
 
 
-def predict_word_tags(model: nn.Module, batch: dict[str, torch.Tensor], b_to_i: torch.Tensor) -> torch.Tensor:
-    """A batch's tag ids per word from any token-classification model (also an adapter bank's)."""
+def predict_word_tags(model: nn.Module, batch: dict[str, torch.Tensor], b_to_i: torch.Tensor,
+                      decode=argmax_tags, transitions: torch.Tensor | None = None) -> torch.Tensor:
+    """A batch's tag ids per word from any token-classification model (also an adapter bank's);
+    ``decode``: a ``localize.models.decoding.DECODERS`` entry (Viterbi needs ``transitions``)."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    return word_predictions(logits.float().cpu(), batch["word_index"].cpu(), b_to_i.cpu())
+    return decode(logits.float().cpu(), batch["word_index"].cpu(), b_to_i.cpu(),
+                  None if transitions is None else transitions.cpu())
 
 
 def word_predictions(logits: torch.Tensor, word_index: torch.Tensor, b_to_i: torch.Tensor) -> torch.Tensor:
@@ -85,8 +97,4 @@ def word_predictions(logits: torch.Tensor, word_index: torch.Tensor, b_to_i: tor
     A word that shares its token with the previous word gets the token's label turned from B-X to
     I-X (same rule as ``alignment.words_from_predictions``).
     """
-    picked = logits.argmax(-1).gather(1, word_index.clamp(min=0))
-    shared = torch.zeros_like(word_index, dtype=torch.bool)
-    shared[:, 1:] = (word_index[:, 1:] == word_index[:, :-1]) & (word_index[:, 1:] >= 0)
-    picked = torch.where(shared, b_to_i[picked], picked)
-    return picked.masked_fill(word_index < 0, -100)
+    return argmax_tags(logits, word_index, b_to_i)

@@ -78,7 +78,8 @@ def score(model, dm, loader=None) -> float:
     """Word-level strict span F1 on test — the scorer localize's test_step uses."""
     import torch
 
-    from localize.models.token_cls import b_to_i_ids, word_predictions
+    from localize.models.decoding import argmax_tags
+    from localize.models.token_cls import b_to_i_ids
     from localize.tracking.metrics import SpanF1
 
     label_names = dm.label_names
@@ -88,7 +89,7 @@ def score(model, dm, loader=None) -> float:
     with torch.inference_mode():
         for batch in loader or dm.test_dataloader():
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            metric.update(word_predictions(logits, batch["word_index"], b_to_i), batch["word_labels"], batch["index"])
+            metric.update(argmax_tags(logits, batch["word_index"], b_to_i), batch["word_labels"], batch["index"])
     return float(metric.compute()["f1"])
 
 

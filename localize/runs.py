@@ -304,9 +304,8 @@ class Predictor:
         from localize.data.inference import predict_texts
 
         self.module.eval()
-        device = self.module.device
-        step = lambda batch: self.module.predict_step(_to(batch, device), 0)  # noqa: E731
-        return predict_texts(self.datamodule, step, texts, batch_size)
+        return predict_texts(self.datamodule, lambda batch: self.module.predict_step(batch, 0), texts, batch_size,
+                             device=self.module.device)
 
 
 def load_predictor(run_dir: str, locale: Mapping[str, Any] | None = None, segmenter: str | None = None,
@@ -322,10 +321,6 @@ def load_predictor(run_dir: str, locale: Mapping[str, Any] | None = None, segmen
     data = build_datamodule(module.run_info, locale=dict(locale) if locale else None, segmenter=segmenter,
                             eval_batch_size=batch_size)
     return Predictor(module, data)
-
-
-def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 __all__ = ["RunInfo", "read_run", "run_overrides", "run_config", "load_run", "load_predictor", "Predictor",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from localize.models.token_cls import word_predictions
+from localize.models.decoding import argmax_tags
 from localize.tracking.metrics import SpanF1, span_scores
 
 
@@ -31,11 +31,11 @@ def test_span_metric_counts_each_sample_once():
     assert s["recall"] == pytest.approx(0.5) and s["precision"] == pytest.approx(1.0)
 
 
-def test_word_predictions_shared_token_continues_entity():
+def test_argmax_tags_shared_token_continues_entity():
     # labels: O, B-X, I-X. Words 1 and 2 share token 2: the second reads I-X, not a new entity.
     logits = torch.full((1, 4, 3), -5.0)
     logits[0, 1, 0] = 5  # token 1 -> O
     logits[0, 2, 1] = 5  # token 2 -> B-X
     word_index = torch.tensor([[1, 2, 2, -1]])
-    out = word_predictions(logits, word_index, torch.tensor([0, 2, 2]))
+    out = argmax_tags(logits, word_index, torch.tensor([0, 2, 2]))
     assert out.tolist() == [[0, 1, 2, -100]]

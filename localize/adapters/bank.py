@@ -194,13 +194,8 @@ class AdapterBank:
         decoded by that adapter's own run datamodule."""
         self.set_adapter(name or self.active)
         a = self.adapters[self.active]
-        device = next(self.model.parameters()).device
-
-        def step(batch: dict[str, Any]) -> Any:
-            return a.predict(self.model, {k: v.to(device) if isinstance(v, torch.Tensor) else v
-                                          for k, v in batch.items()})
-
-        return _predict_texts(a.datamodule, step, texts, batch_size)
+        return _predict_texts(a.datamodule, lambda batch: a.predict(self.model, batch), texts, batch_size,
+                              device=next(self.model.parameters()).device)
 
     def for_locale(self, name: str) -> "_BankView":
         """An object with ``predict_texts(texts)`` bound to one adapter (what ``localize.predict`` calls)."""

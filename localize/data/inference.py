@@ -14,7 +14,8 @@ from localize.data.datamodule import LocalizeDataModule
 
 
 def predict_texts(datamodule: LocalizeDataModule, predict_batch: Callable[[dict[str, Any]], Sequence[Any]],
-                  texts: Sequence[str], batch_size: int | None = None) -> list[dict[str, Any]]:
+                  texts: Sequence[str], batch_size: int | None = None,
+                  device: torch.device | str = "cpu") -> list[dict[str, Any]]:
     """Encode ``texts``, run ``predict_batch`` on length-sorted batches, decode per text.
 
     Args:
@@ -22,6 +23,7 @@ def predict_texts(datamodule: LocalizeDataModule, predict_batch: Callable[[dict[
         predict_batch: collated batch → one output per row (tensor rows or list items).
         texts: raw texts.
         batch_size: rows per batch (default: ``datamodule.eval_batch_size``).
+        device: where the model is; each batch's tensors are moved there.
 
     Returns:
         One dict per text, in input order (see the datamodule's ``decode_outputs``).
@@ -36,7 +38,9 @@ def predict_texts(datamodule: LocalizeDataModule, predict_batch: Callable[[dict[
     with torch.no_grad():
         for start in range(0, len(order), size):
             chunk = order[start:start + size]
-            for i, out in zip(chunk, predict_batch(collate([rows[i] for i in chunk]))):
+            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v
+                     for k, v in collate([rows[i] for i in chunk]).items()}
+            for i, out in zip(chunk, predict_batch(batch)):
                 outputs[i] = out
     return datamodule.decode_outputs(texts, rows, outputs)
 

@@ -167,7 +167,7 @@ class TranslationLitModule(LocalizeLitModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> list[str]:
         """One translation per prompt; ``TranslationDataModule.decode_outputs`` reassembles lines."""
-        return self.generate_texts(batch["prompt_ids"].to(self.device), batch["prompt_mask"].to(self.device))
+        return self.generate_texts(batch["prompt_ids"], batch["prompt_mask"])
 
     def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
         self.log(f"{stage}/loss", self._loss(batch), batch_size=batch["input_ids"].shape[0], sync_dist=True)

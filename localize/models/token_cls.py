@@ -89,12 +89,3 @@ def predict_word_tags(model: nn.Module, batch: dict[str, torch.Tensor], b_to_i: 
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     return decode(logits.float().cpu(), batch["word_index"].cpu(), b_to_i.cpu(),
                   None if transitions is None else transitions.cpu())
-
-
-def word_predictions(logits: torch.Tensor, word_index: torch.Tensor, b_to_i: torch.Tensor) -> torch.Tensor:
-    """Predicted label id per word, read at the word's token position (-100 for truncated words).
-
-    A word that shares its token with the previous word gets the token's label turned from B-X to
-    I-X (same rule as ``alignment.words_from_predictions``).
-    """
-    return argmax_tags(logits, word_index, b_to_i)

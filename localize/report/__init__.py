@@ -19,14 +19,13 @@ table), ``plots`` (PNGs); this module writes them (``write_report``) and is the 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 from typing import Any
 
 from localize.report.cv import is_cv, summarize_cv
 from localize.report.cv import to_markdown as cv_markdown
-from localize.report.files import _atomic_write
+from localize.report.files import write_csv, write_text
 from localize.report.plots import learning_curve, plot_all
 from localize.report.records import (DEFAULT_METRIC, GROUP, METRIC_BY_TASK, collect, find_runs, metric_for,
                                      record_to_row, val_metric, wandb_records, wandb_run_to_record)
@@ -65,21 +64,13 @@ def write_report(folder: str, out_dir: str | None = None, metric: str | None = N
     summary = add_intervals(summary, df[~folds])  # 95% CI per method (localize.report.significance)
     tests = paired_tests(summary, df[~folds], reference)
     skipped = len(df.attrs.get("skipped", []))
-    md = _atomic_write(os.path.join(out_dir, "comparison.md"),
-                       lambda f: f.write((to_markdown(summary, skipped, df) + cv_markdown(cv)
-                                          + "\n".join(tests_markdown(tests, reference)) + "\n").encode()))
-    tests_buf = io.StringIO()
-    tests.to_csv(tests_buf, index=False)
-    tests_csv = _atomic_write(os.path.join(out_dir, "paired_tests.csv"),
-                              lambda f: f.write(tests_buf.getvalue().encode()))
+    md = write_text(os.path.join(out_dir, "comparison.md"), to_markdown(summary, skipped, df) + cv_markdown(cv)
+                    + "\n".join(tests_markdown(tests, reference)) + "\n")
+    tests_csv = write_csv(os.path.join(out_dir, "paired_tests.csv"), tests)
     if len(cv):
-        cv_buf = io.StringIO()
-        cv.assign(found=cv["found"].map(lambda s: " ".join(map(str, s)))).to_csv(cv_buf, index=False)
-        _atomic_write(os.path.join(out_dir, "cv.csv"), lambda f: f.write(cv_buf.getvalue().encode()))
-    table = summary.assign(seeds=summary["seeds"].map(lambda s: " ".join(map(str, s))))
-    buf = io.StringIO()
-    table.to_csv(buf, index=False)
-    csv = _atomic_write(os.path.join(out_dir, "comparison.csv"), lambda f: f.write(buf.getvalue().encode()))
+        write_csv(os.path.join(out_dir, "cv.csv"), cv.assign(found=cv["found"].map(lambda s: " ".join(map(str, s)))))
+    csv = write_csv(os.path.join(out_dir, "comparison.csv"),
+                    summary.assign(seeds=summary["seeds"].map(lambda s: " ".join(map(str, s)))))
     scored = df[df["status"].isin(SCORED)] if len(df) else df  # failed runs: listed, not plotted
     plotted = scored[~is_cv(scored)] if len(scored) else scored
     plots = plot_all(plotted, summary, out_dir) if len(plotted) else []

@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from localize.report.files import _atomic_write
+from localize.tracking.atomic import atomic_file
 from localize.report.records import val_metric
 
 
@@ -157,6 +157,8 @@ def _save(fig, path: str) -> str:
     import matplotlib.pyplot as plt
 
     try:
-        return _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+        with atomic_file(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=120)
+        return path
     finally:
         plt.close(fig)

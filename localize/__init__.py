@@ -24,3 +24,14 @@ def _search_space(name: str, backend: str):
 # hparams_search files and the W&B sweeps read one definition (localize.sweep).
 if not OmegaConf.has_resolver("search_space"):
     OmegaConf.register_new_resolver("search_space", _search_space)
+
+
+def _auto_precision(accelerator: str = "auto") -> str:
+    from localize.hardware import auto_precision
+
+    return auto_precision(accelerator)
+
+
+# ${auto_precision:${trainer.accelerator}}: bf16-mixed where the matrix units do bf16 natively (localize.hardware).
+if not OmegaConf.has_resolver("auto_precision"):
+    OmegaConf.register_new_resolver("auto_precision", _auto_precision)

@@ -175,16 +175,17 @@ def test_two_fold_run_is_pooled_in_the_report(tmp_path):
     assert (tmp_path / "report" / "cv.csv").exists()
 
 
-def _fake_fold(root: Path, adapter: str, fold: int, pool: list[dict], test: list[int], pred) -> None:
+def _fake_fold(root: Path, adapter: str, fold: int, pool: list[dict], test: list[int], pred,
+               tags: tuple = (), overrides: tuple = ()) -> None:
     """A fold's run dir as train writes it (run.json + test_predictions.jsonl), without training."""
     from localize.tracking.record import cv_group
 
-    run = root / f"{adapter}-f{fold}"
+    run = root / "-".join([adapter, *overrides, f"f{fold}"])
     run.mkdir(parents=True)
     cv = {"folds": 2, "fold": fold, "pool": len(pool), "pool_sha1": "p", "test_index": test}
     record = {"run_name": f"{adapter}-f{fold}", "task": "ner", "locale": "ja", "model": "m", "adapter": adapter,
               "seed": 1, "status": "finished", "metrics": {"test/f1": 0.5}, "data": {"cv": cv},
-              "overrides": [f"adapter={adapter}", f"data.cv_fold={fold}"],
+              "tags": list(tags), "overrides": [f"adapter={adapter}", f"data.cv_fold={fold}", *overrides],
               "test_predictions": {"file": "test_predictions.jsonl", "kind": "spans", "options": {}}}
     record["cv_group"] = cv_group(record)
     (run / "run.json").write_text(json.dumps(record))
@@ -210,3 +211,22 @@ def test_pooled_groups_are_paired_on_the_same_examples_and_gaps_are_named(tmp_pa
     half = table.loc["half"]
     assert not half.complete and half.pooled_n == 30 and "folds [1] missing" in half.note
     assert half.verdict.startswith("not paired")  # 30 of the 60 examples: no paired test
+
+
+def test_two_recipes_of_one_adapter_are_two_named_rows(tmp_path):
+    """Two CV groups of one adapter (the default and a searched recipe, or fp32 vs bf16) are told apart
+    by the tags only one of them carries; the reference matches the plain adapter name."""
+    from localize.report import collect
+    from localize.report.cv import summarize_cv
+
+    pool = read_hironsan()[:40]
+    ids = fold_ids(pool, 2, seed=1)
+    for fold in range(2):
+        test = [i for i, f in enumerate(ids) if f == fold]
+        _fake_fold(tmp_path, "lora", fold, pool, test, list, tags=("cv2",))
+        _fake_fold(tmp_path, "lora", fold, pool, test, lambda t: ["O"] * len(t), tags=("cv2", "searched"),
+                   overrides=("adapter.lr=0.001",))
+    table = summarize_cv(collect(str(tmp_path)), reference="lora").set_index("method")
+    assert sorted(table.index) == ["lora", "lora+searched"]
+    assert table.loc["lora", "pooled"] == 1.0 and table.loc["lora+searched", "pooled"] == 0.0
+    assert table.loc["lora+searched", "reference"] == "lora" and table.loc["lora+searched", "p_value"] < 0.05

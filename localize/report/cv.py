@@ -145,6 +145,7 @@ def summarize_cv(df: pd.DataFrame, metric: str | None = None, reference: str | N
 
     resamples = resamples or DEFAULT_RESAMPLES
     cv = df[is_cv(df)] if len(df) else df
+    common = _common_tags(cv)
     out, pooled = [], {}
     for group, runs in cv.groupby("cv_group") if len(cv) else []:
         first = runs.iloc[0]
@@ -157,7 +158,7 @@ def summarize_cv(df: pd.DataFrame, metric: str | None = None, reference: str | N
         others = runs["status"].value_counts() if "status" in runs else {}
         pooled[group] = pool["predictions"]
         out.append({
-            "method": first["adapter"], "model": first["model"], "locale": first["locale"], "task": first["task"],
+            "method": _method_label(first, common), "model": first["model"], "locale": first["locale"], "task": first["task"],
             "seed": first.get("seed"), "cv_group": group, "folds": pool["folds"], "found": pool["found"],
             "metric": name, "pooled": ci["estimate"] if ci else math.nan, "low": ci["low"] if ci else math.nan,
             "high": ci["high"] if ci else math.nan, "pooled_n": pool["pooled_n"], "corpus_n": pool["corpus_n"],
@@ -188,6 +189,23 @@ def summarize_cv(df: pd.DataFrame, metric: str | None = None, reference: str | N
             table.loc[i, ["reference", "difference", "p_value", "verdict"]] = [
                 ref["method"], test["difference"], test["p_value"], verdict(test)]
     return table.reset_index(drop=True)
+
+
+def _tags(row: pd.Series) -> list[str]:
+    tags = row.get("tags") if hasattr(row, "get") else None
+    return [t for t in (tags.split(",") if isinstance(tags, str) else list(tags or [])) if t]
+
+
+def _common_tags(cv: pd.DataFrame) -> set[str]:
+    sets = [set(_tags(r)) for _, r in cv.iterrows()] if len(cv) else []
+    return set.intersection(*sets) if sets else set()
+
+
+def _method_label(run: pd.Series, common: set[str]) -> str:
+    """The adapter, plus the tags that set this group apart from the rest of the table
+    (``lora+searched``, ``full_frozen_emb+fp32``): two recipes of one adapter get two names."""
+    extra = [t for t in _tags(run) if t not in common]
+    return "+".join([str(run["adapter"])] + extra)
 
 
 def _reference(rows: pd.DataFrame, reference: str | None) -> pd.Series | None:

@@ -129,15 +129,6 @@ def git_state(cwd: str | None = None) -> dict[str, Any]:
         return {"commit": None, "dirty": None}
 
 
-def machine() -> dict[str, Any]:
-    import torch
-
-    info = {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
 def _wandb_id(trainer: Any) -> str | None:
     loggers = getattr(trainer, "loggers", None) or []
     return next((lg.experiment.id for lg in loggers if isinstance(getattr(lg.experiment, "id", None), str)), None)
@@ -171,6 +162,7 @@ def build_record(cfg: Any, *, job_type: str, metrics: dict[str, float], start: f
         The record, ready for :func:`atomic_write_json`.
     """
     from localize.tracking.callbacks import peak_memory_mb, peak_rss_scope  # torch/lightning: only here
+    from localize.hardware import machine_info
     from localize.tracking.metrics import SEQEVAL_MODE
 
     locale = cfg.get("locale")
@@ -199,7 +191,7 @@ def build_record(cfg: Any, *, job_type: str, metrics: dict[str, float], start: f
         wandb_id=_wandb_id(trainer),
         git=git if git is not None else git_state(),
         versions=versions(),
-        machine=machine(),
+        machine=machine_info(trainer),
         config=config,
     )
     if predictions is None and module is not None and hasattr(module, "test_predictions"):

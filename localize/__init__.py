@@ -35,3 +35,8 @@ def _auto_precision(accelerator: str = "auto") -> str:
 # ${auto_precision:${trainer.accelerator}}: bf16-mixed where the matrix units do bf16 natively (localize.hardware).
 if not OmegaConf.has_resolver("auto_precision"):
     OmegaConf.register_new_resolver("auto_precision", _auto_precision)
+
+# ${epoch_budget:${trainer.max_steps},<epochs>}: the task's epochs, or unlimited (-1) under a step budget.
+if not OmegaConf.has_resolver("epoch_budget"):
+    OmegaConf.register_new_resolver("epoch_budget", lambda steps, epochs: -1 if steps is not None and int(steps) > 0
+                                    else epochs)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import hydra
 from omegaconf import DictConfig
 
+from localize.config import CONF_DIR
 from localize.data.entities import entity_spans
 from localize.tracking.metrics import span_scores
 from localize.tracking.intervals import TestPredictions
@@ -123,12 +124,17 @@ def run_baselines(cfg: DictConfig) -> list[dict[str, Any]]:
     return records
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> None:
     run_baselines(cfg)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``localize-baselines`` console script (``python -m localize.baselines`` is the same)."""
     from localize.cli import cli
 
     cli(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -29,7 +29,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from localize.cli import cli
-from localize.config import job_overrides
+from localize.config import CONF_DIR, job_overrides
 from localize.runs import RunInfo, load_run, read_run, same_weights
 from localize.data.errors import DataError
 from localize.data.sources import source_key
@@ -176,7 +176,7 @@ def _configure(cfg: DictConfig, info: RunInfo | None) -> None:
             cfg.data.labels = list(info.labels)  # the model's label set, in the model's id order
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> float | None:
     quiet_libraries()
     import wandb
@@ -188,5 +188,10 @@ def main(cfg: DictConfig) -> float | None:
     return record.get("metrics", {}).get(cfg.task.monitor.replace("val/", "test/"))
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``localize-evaluate`` console script (``python -m localize.evaluate`` is the same)."""
     cli(main)
+
+
+if __name__ == "__main__":
+    run()

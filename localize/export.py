@@ -29,6 +29,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from localize.config import CONF_DIR
 from localize.tracking.atomic import atomic_file, atomic_folder
 from localize.runs import RunInfo, build_datamodule, build_untrained, load_run, read_run
 
@@ -295,7 +296,7 @@ def _test_metrics(info: RunInfo, models: dict[str, nn.Module]) -> dict[str, dict
     return results
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
 def main(cfg: DictConfig) -> None:
     from localize.utils import quiet_libraries
     from localize.validate import check_config
@@ -307,7 +308,12 @@ def main(cfg: DictConfig) -> None:
     print(json.dumps(report, indent=2, ensure_ascii=False))
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``localize-export`` console script (``python -m localize.export`` is the same)."""
     from localize.cli import cli
 
     cli(main)
+
+
+if __name__ == "__main__":
+    run()

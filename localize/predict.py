@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator, TextIO
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from localize.config import CONF_DIR
 from localize.tracking.atomic import atomic_file
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def predict(cfg: DictConfig) -> int | dict[str, Any]:
             source.close()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="predict")
 def main(cfg: DictConfig) -> None:
     from localize.utils import quiet_libraries
 
@@ -134,7 +135,12 @@ def main(cfg: DictConfig) -> None:
     log.info("%s written to %s", n if isinstance(n, dict) else f"{n} item(s)", cfg.get("output") or "stdout")
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``localize-predict`` console script (``python -m localize.predict`` is the same)."""
     from localize.cli import cli
 
     cli(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from localize.cli import cli
 from localize.tracking.callbacks import RunHealthCallback, RunStatsCallback, reset_peak_memory
-from localize.config import job_overrides
+from localize.config import CONF_DIR, job_overrides
 from localize.tracking.record import (RECORD, atomic_write_json, build_record, git_state, redact_overrides,
                                       write_test_predictions)
 from localize.models.weights import load_checkpoint
@@ -125,7 +125,7 @@ def _multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     quiet_libraries()
     import wandb
@@ -144,5 +144,10 @@ def main(cfg: DictConfig) -> float | None:
     return metric
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``localize-train`` console script (``python -m localize.train`` is the same)."""
     cli(main)
+
+
+if __name__ == "__main__":
+    run()

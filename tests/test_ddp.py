@@ -28,12 +28,17 @@ def test_ddp_cpu_matches_single_process_evaluation(tmp_path):
     assert len(glob.glob(os.path.join(runs[0], "wandb", "offline-run-*"))) == 1
     record = json.loads(open(os.path.join(runs[0], "run.json")).read())
     assert record["metrics"]["test/n_sentences"] == 11
+    # Each rank gets its share of the cores (Lightning's launcher, unless OMP_NUM_THREADS is set): two
+    # ranks with all the cores each would oversubscribe the CPU.
+    share = int(os.environ["OMP_NUM_THREADS"]) if "OMP_NUM_THREADS" in os.environ else max(1, os.cpu_count() // 2)
+    assert record["machine"]["torch_threads"] == share and record["machine"]["world_size"] == 2
 
     cfg = compose_cfg(OVERRIDES + ["logger=none"], tmp_path / "single")
     pl.seed_everything(cfg.seed)  # tiny_random: frozen random embeddings are rebuilt from the seed
     dm = instantiate(cfg.data)
     module = instantiate(cfg.module, **dm.module_kwargs())
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         precision=record["machine"]["precision"])  # the precision the DDP run tested with
     single = trainer.test(module, datamodule=dm, ckpt_path=os.path.join(runs[0], "checkpoints", "best.ckpt"))[0]
     assert single["test/n_sentences"] == 11
     assert single["test/f1"] == record["metrics"]["test/f1"]

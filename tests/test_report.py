@@ -170,3 +170,13 @@ def test_low_resource_curve_has_train_size_column_and_plot(tmp_path):
     table = (out / "comparison.md").read_text().splitlines()
     assert "train n" in table[0] and table[2].startswith("| full | tiny | ja | ner | 400 |")
     assert (out / "quality_vs_train_size.png").stat().st_size > 1000
+
+
+def test_unknown_metric_lists_the_available_ones_and_the_fix_works(logs, capsys):
+    assert main([str(logs), "--metric", "test/bleu", "--out", str(logs / "r1")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "test/bleu" in err[0] and "available: test/accuracy, test/f1" in err[0]
+    assert not (logs / "r1" / "comparison.md").exists()  # no half-written report
+    fix = err[0].split("Fix: ")[1].split()
+    assert main([str(logs), *fix, "--out", str(logs / "r2")]) == 0
+    assert (logs / "r2" / "comparison.md").exists()

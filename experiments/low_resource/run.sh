@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
 # Low-resource curve: test F1 vs number of training sentences, full FT vs LoRA (embedded ja NER).
-#   bash experiments/low_resource/run.sh
+# Every size trains for the same number of optimizer steps (STEPS, default 250 = 10 epochs of the 400-sentence
+# set at batch 16): trainer.max_steps replaces the epoch budget and the warm-up/decay follow it, so a small
+# set is not also a short run. STEPS=0 restores the task's 10 epochs (the pre-step-budget curve).
+#   bash experiments/low_resource/run.sh                 (2 methods x 4 sizes x 3 seeds = 24 runs)
+#   SEEDS=1 SIZES=50,400 bash experiments/low_resource/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SIZES=${SIZES:-50,100,200,400}
+SEEDS=${SEEDS:-1,2,3}
+STEPS=${STEPS:-250}
 OUT=${OUT:-logs/experiments/low_resource}
+BUDGET=()
+if [ "$STEPS" != 0 ]; then  # early stopping would cut the equal budget short
+  BUDGET=(trainer.max_steps="$STEPS" callbacks.early_stopping=null)
+fi
 .venv/bin/python -m localize.train -m +locale=ja task=ner adapter=full_frozen_emb,lora \
-  data.max_train_examples="$SIZES" seed=${SEEDS:-1} paths.log_dir="$OUT" tags=[low_resource]
+  data.max_train_examples="$SIZES" seed="$SEEDS" "${BUDGET[@]}" paths.log_dir="$OUT" "tags=[low_resource,steps$STEPS]"
 # The dictionary baseline at each size (train lexicon of the same subset).
 for n in ${SIZES//,/ }; do
-  .venv/bin/python -m localize.baselines +locale=ja task=ner seed=${SEEDS:-1} data.max_train_examples="$n" \
+  .venv/bin/python -m localize.baselines -m +locale=ja task=ner seed="$SEEDS" data.max_train_examples="$n" \
     paths.log_dir="$OUT" logger=none
 done
 .venv/bin/python -m localize.report "$OUT" --out experiments/low_resource/results --metric test/f1

@@ -57,6 +57,10 @@ def write_report(folder: str, out_dir: str | None = None, metric: str | None = N
     """
     out_dir = out_dir or os.path.join(folder, "report")
     df = collect(folder, wandb_project)
+    if metric and len(df) and metric not in df.columns:  # else every table cell would read "n/a"
+        found = sorted(c for c in df.columns if c.startswith("test/") and not c.endswith(("_ci_low", "_ci_high")))
+        raise ValueError(f"--metric {metric} is in none of the {len(df)} runs under {folder}; "
+                         f"available: {', '.join(found) or 'none'}. Fix: --metric {found[0] if found else 'test/f1'}")
     # Folds of a CV group are pooled in their own table (localize.report.cv), not averaged as seeds.
     folds = is_cv(df)
     cv = summarize_cv(df, metric, reference)
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         paths = write_report(args.folder, args.out, args.metric, args.wandb_project, args.reference)
-    except (RuntimeError, FileNotFoundError) as e:
+    except (RuntimeError, FileNotFoundError, ValueError) as e:
         print(f"[localize.report] error: {e}", file=sys.stderr)
         return 1
     with open(paths["markdown"]) as f:

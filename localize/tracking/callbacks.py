@@ -124,6 +124,7 @@ class RunStatsCallback(pl.Callback):
         train_time = sum(self._epoch_times) + self._train_time
         self.stats = {
             "epochs": len(self._epoch_times),
+            "optimizer_steps": trainer.global_step,  # the budget that step-budget comparisons hold equal
             "s_per_epoch": train_time / max(len(self._epoch_times), 1),
             "train_tokens": self._tokens,
             "train_tokens_per_s": self._tokens / max(train_time, 1e-9),

@@ -66,7 +66,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.test:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True,
+                              verbose=False)  # the summary line below prints the headline metrics
         metrics.update(tested[0] if tested else {})
 
     if not trainer.is_global_zero:
@@ -84,7 +85,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         lg.log_metrics({f"storage/{k}": v for k, v in storage.items()}, step=trainer.global_step)
     write_test_predictions(out_dir, module.test_predictions())  # ids were set by build_record
     atomic_write_json(os.path.join(out_dir, RECORD), record)  # last: a crashed run has none; see "status"
-    _print_summary(record)
+    _print_summary(record, out_dir)
     return record
 
 
@@ -108,14 +109,16 @@ def resume_checkpoint(path: str | None) -> str | None:
 HEADLINE = ("f1", "f1_macro", "accuracy", "chrf", "bleu", "placeholder_preservation")
 
 
-def _print_summary(record: dict[str, Any]) -> None:
+def _print_summary(record: dict[str, Any], run_dir: str) -> None:
     m = record["metrics"]
     shown = {k: v for k, v in m.items() if k.split("/")[0] == "test" and k.split("/")[1] in HEADLINE}
     log.info("run %s finished: %s", record["run_name"], shown)
     print(f"[localize] {record['run_name']}: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items())
           + f" | trainable {record['params']['trainable_share']:.2%} | stored {record['storage']['stored_mb']:.1f} MB"
           + f" | {record['perf'].get('s_per_epoch', 0):.1f} s/epoch"
-          + (f" | {record['status'].upper()}: {record['status_reason']}" if record.get("status_reason") else ""))
+          + f" | {record['machine']['precision']}"
+          + (f" | {record['status'].upper()}: {record['status_reason']}" if record.get("status_reason") else "")
+          + f"\n[localize] run dir: {run_dir}")
 
 
 def _multirun() -> bool:

@@ -80,3 +80,6 @@ def quiet_libraries() -> None:
                     ".*LeafSpec.*", ".*Checkpoint directory.*exists and is not empty.*"):
         warnings.filterwarnings("ignore", message=pattern)
     logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
+    # Lightning's INFO lines (GPU/TPU available, a litlogger tip, checkpoint restored): the run's own
+    # summary line says what matters (precision, metrics, run dir); its warnings still show.
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)

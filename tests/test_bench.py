@@ -48,6 +48,7 @@ def test_summary_uses_medians_and_like_for_like_ratios():
     assert "fp32 400, bf16 800 GFLOP/s" in md and "full 1e+09" in md
 
 
+@pytest.mark.slow  # ~1 min of subprocesses (4 jobs, each ~10 s of imports); make test-slow, and make bench itself
 def test_anchors_run_end_to_end_at_their_precision_on_a_tiny_model(tmp_path):
     results = tmp_path / "RESULTS.md"
     results.write_text("# kept intro\n<!-- generated -->\nold table\n")

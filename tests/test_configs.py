@@ -199,6 +199,11 @@ def test_lr_and_head_lr_reach_the_optimizer_as_module_arguments():
             lrs[names[id(p)]] = group["lr"]
     assert {lr for n, lr in lrs.items() if "lora_" in n} == {1.5e-3}
     assert {lr for n, lr in lrs.items() if "classifier" in n} == {7e-4}
+    # Named groups: W&B and metrics.csv show lr-AdamW/head, not lr-AdamW/pg3.
+    by_name = {g["name"]: g for g in optimizer.param_groups}
+    assert set(by_name) == {"body", "head", "head_no_decay"}  # LoRA trains no body biases
+    assert by_name["head"]["lr"] == 7e-4 and by_name["body"]["lr"] == 1.5e-3
+    assert by_name["head_no_decay"]["weight_decay"] == 0.0 and by_name["head"]["weight_decay"] > 0
     with pytest.raises(ValueError, match=r"adapter.lr must be > 0, got -1"):
         build(cfg.module, lr=-1, label_names=["O", "B-X", "I-X"])
 

@@ -106,7 +106,7 @@ def test_repair_iob2():
 
 
 def test_hironsan(caplog):
-    with caplog.at_level(logging.INFO, logger="localize.data.ner_readers"):
+    with caplog.at_level(logging.DEBUG, logger="localize.data.ner_readers"):  # the datamodule warns once
         ex = read_hironsan()
     assert len(ex) == HIRONSAN_SIZE == 500
     assert "hironsan: repaired 2 IOB2 tags" in caplog.text

@@ -85,7 +85,7 @@ def repair_examples(examples: list[dict], source: str = "data") -> int:
         ex["tags"], n = repair_iob2(ex["tags"])
         total += n
     if total:
-        log.info("%s: repaired %d IOB2 tags (I-X without a preceding X entity -> B-X)", source, total)
+        log.debug("%s: repaired %d IOB2 tags (I-X without a preceding X entity -> B-X)", source, total)
     return total
 
 

@@ -182,15 +182,18 @@ class LocalizeLitModule(pl.LightningModule):
 def param_groups(model: nn.Module, lr: float, head_lr: float | None = None,
                  weight_decay: float = 0.0) -> list[dict[str, Any]]:
     """AdamW parameter groups of the trainable parameters: the head may get its own learning rate;
-    biases and LayerNorm get no weight decay (standard BERT recipe)."""
-    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+    biases and LayerNorm get no weight decay (standard BERT recipe). Each group is named (``body``,
+    ``body_no_decay``, ``head``, ``head_no_decay``): Lightning's LearningRateMonitor logs
+    ``lr-AdamW/<name>`` instead of ``pg1..pg4``."""
+    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        group_lr = (head_lr or lr) if any(k in name for k in HEAD_KEYS) else lr
-        groups.setdefault((group_lr, p.ndim > 1), []).append(p)
-    return [{"params": ps, "lr": glr, "weight_decay": weight_decay if decay else 0.0}
-            for (glr, decay), ps in groups.items()]
+        part = "head" if any(k in name for k in HEAD_KEYS) else "body"
+        groups.setdefault((part, p.ndim > 1), []).append(p)
+    return [{"params": ps, "name": part + ("" if decay else "_no_decay"),
+             "lr": (head_lr or lr) if part == "head" else lr, "weight_decay": weight_decay if decay else 0.0}
+            for (part, decay), ps in groups.items()]
 
 
 def _check_positive(name: str, value: float | int | None) -> None:

@@ -1,13 +1,18 @@
 """The comparison table: mean ± sample std over seeds per method, and its Markdown form."""
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 import pandas as pd
+from hydra.experimental.callback import Callback
 
-from localize.report.records import GROUP, metric_for
+from localize.report.records import GROUP, collect, metric_for
 from localize.tracking.status import FINISHED, SCORED
+
+
+log = logging.getLogger(__name__)
 
 
 def summarize(df: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
@@ -117,3 +122,33 @@ def _ci_cell(r: Any) -> str:
 
 def _fmt(x: Any, digits: int) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def multirun_lines(df: pd.DataFrame) -> list[str]:
+    """One line per job of a multirun: run name, status, headline test metric [95% CI], s/epoch."""
+    lines = []
+    for r in df.sort_values("run_dir").to_dict("records") if len(df) else []:
+        name = metric_for(r.get("task"), None)
+        value, low, high = (r.get(k) for k in (name, f"{name}_ci_low", f"{name}_ci_high"))
+        ci = f" [{_fmt(low, 4)}, {_fmt(high, 4)}]" if low is not None and low == low else ""
+        lines.append(f"  {r['run_name']}: {r['status']}, {name}={_fmt(value, 4)}{ci}, "
+                     f"{_fmt(r.get('s_per_epoch'), 1)} s/epoch")
+    return lines
+
+
+class MultirunSummary(Callback):
+    """Hydra callback (``conf/hydra/default.yaml``): when a multirun ends, print one line per job and
+    where its runs are, so a sweep does not end on the last job's output alone."""
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        folder = str(config.hydra.sweep.dir)
+        try:
+            df = collect(folder)
+        except Exception as e:  # the runs are recorded: a summary problem must not hide them
+            log.warning("multirun summary of %s not printed (%s: %s)", folder, type(e).__name__, e)
+            return
+        skipped = len(df.attrs.get("skipped", []))
+        print(f"[localize] multirun {folder}: {len(df)} run(s) recorded"
+              + (f", {skipped} without run.json (crashed or stopped)" if skipped else ""))
+        print("\n".join(multirun_lines(df)))
+        print(f"[localize] compare them: python -m localize.report {folder}")

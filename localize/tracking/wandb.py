@@ -52,6 +52,7 @@ def wandb_logger(
         run_id: resume this W&B run (kept in the run dir's ``wandb_id`` file).
         extra_tags: user tags (``tags=[...]`` at the top level).
     """
+    import wandb
     from pytorch_lightning.loggers import WandbLogger
 
     if os.environ.get("WANDB_API_KEY") and "WANDB_MODE" not in os.environ:
@@ -65,7 +66,11 @@ def wandb_logger(
             project=project, name=name, group=group, tags=list(tags) + list(extra_tags or []),
             save_dir=save_dir, mode=mode, entity=entity, job_type=job_type, id=run_id,
             resume="allow" if run_id else None,
+            # quiet: no 35-line history/summary footer repeating the test table (train.py prints one line)
+            settings=wandb.Settings(quiet=True),
         )
+        # Lightning always passes anonymous=None, which W&B answers with a deprecation warning per run.
+        logger._wandb_init.pop("anonymous", None)
         with redacted_argv():  # W&B records sys.argv (wandb-metadata.json, the .wandb file) at init
             experiment = logger.experiment  # start now, so failures surface here and not mid-training
         if isinstance(getattr(experiment, "id", None), str):  # DDP ranks > 0 hold a dummy experiment

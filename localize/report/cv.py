@@ -196,15 +196,20 @@ def _tags(row: pd.Series) -> list[str]:
     return [t for t in (tags.split(",") if isinstance(tags, str) else list(tags or [])) if t]
 
 
-def _common_tags(cv: pd.DataFrame) -> set[str]:
-    sets = [set(_tags(r)) for _, r in cv.iterrows()] if len(cv) else []
-    return set.intersection(*sets) if sets else set()
+def _common_tags(cv: pd.DataFrame) -> dict[str, set[str]]:
+    """Per adapter, the tags every one of its runs carries."""
+    common: dict[str, set[str]] = {}
+    for _, r in cv.iterrows() if len(cv) else []:
+        tags = set(_tags(r))
+        common[r["adapter"]] = common[r["adapter"]] & tags if r["adapter"] in common else tags
+    return common
 
 
-def _method_label(run: pd.Series, common: set[str]) -> str:
-    """The adapter, plus the tags that set this group apart from the rest of the table
-    (``lora+searched``, ``full_frozen_emb+fp32``): two recipes of one adapter get two names."""
-    extra = [t for t in _tags(run) if t not in common]
+def _method_label(run: pd.Series, common: dict[str, set[str]]) -> str:
+    """The adapter, plus the tags that set this group apart from the adapter's other groups
+    (``lora+searched``, ``full_frozen_emb+fp32``): two recipes of one adapter get two names, an
+    adapter with one group keeps its plain name (the ``--reference``)."""
+    extra = [t for t in _tags(run) if t not in common.get(run["adapter"], set())]
     return "+".join([str(run["adapter"])] + extra)
 
 

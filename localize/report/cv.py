@@ -192,8 +192,8 @@ def summarize_cv(df: pd.DataFrame, metric: str | None = None, reference: str | N
 
 
 def _tags(row: pd.Series) -> list[str]:
-    tags = row.get("tags") if hasattr(row, "get") else None
-    return [t for t in (tags.split(",") if isinstance(tags, str) else list(tags or [])) if t]
+    """A run's tags: ``records.record_to_row`` stores them comma-joined."""
+    return [t for t in str(row.get("tags") or "").split(",") if t]
 
 
 def _common_tags(cv: pd.DataFrame) -> dict[str, set[str]]:

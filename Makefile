@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install train test test-slow sync sweep report clean experiment-full-vs-peft experiment-full-vs-peft-cv experiment-lora-search bench
+.PHONY: install train test test-slow sync sweep report clean experiment-full-vs-peft experiment-full-vs-peft-cv experiment-lora-search experiment-continual bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ experiment-full-vs-peft: install
 # The same comparison as 5-fold cross-validation (each of the 500 sentences tested once; ≈ 1 h 35 min).
 experiment-full-vs-peft-cv: install
 	bash experiments/full_vs_peft_cv/run.sh
+
+# Class-incremental ja NER, one sequence per continual strategy (experiments/continual/README.md).
+experiment-continual: install
+	bash experiments/continual/run.sh
 
 # Offline Optuna search for LoRA (same space as the W&B sweep), then its best parameters on seeds 1-3.
 experiment-lora-search: install

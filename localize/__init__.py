@@ -40,3 +40,16 @@ if not OmegaConf.has_resolver("auto_precision"):
 if not OmegaConf.has_resolver("epoch_budget"):
     OmegaConf.register_new_resolver("epoch_budget", lambda steps, epochs: -1 if steps is not None and int(steps) > 0
                                     else epochs)
+
+
+def _run_labels(run_dir: str | None):
+    from localize.tracking.record import read_record
+
+    record = read_record(str(run_dir)) if run_dir else None
+    return list(record.get("labels") or []) or None if record else None
+
+
+# ${run_labels:${init_from}}: the label set a run recorded (a run that starts from it keeps those
+# labels first, in their order, so its grown head keeps the old rows); null without a run.
+if not OmegaConf.has_resolver("run_labels"):
+    OmegaConf.register_new_resolver("run_labels", _run_labels)

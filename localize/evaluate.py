@@ -78,7 +78,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # module.* settings given to evaluate (e.g. module.decoding=viterbi) apply to the rebuilt run too;
     # anything else of the run's model comes from its own recorded overrides.
     inference = [o for o in job_overrides(cfg) or [] if o.lstrip("+~").startswith("module.")]
-    info = read_run(cfg.run, ckpt_path=cfg.get("ckpt_path"), extra_overrides=inference) if cfg.get("run") else None
+    allow = bool(cfg.get("allow_degenerate"))
+    info = read_run(cfg.run, ckpt_path=cfg.get("ckpt_path"), extra_overrides=inference,
+                    allow_degenerate=allow) if cfg.get("run") else None
     _configure(cfg, info)
     check_config(cfg)  # after _configure: the run's values fill the nulls of conf/evaluate.yaml
     pl.seed_everything(int(cfg.data.seed), workers=True)
@@ -93,7 +95,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise DataError(f"{getattr(e, 'problem', e)}. The model of {info.run_dir} knows only {info.labels}. "
                         f"Fix: evaluate it on data with that label set (data.path=<file>)") from None
     if info is not None:
-        module = load_run(info.run_dir, ckpt_path=cfg.get("ckpt_path"), extra_overrides=inference)
+        module = load_run(info.run_dir, ckpt_path=cfg.get("ckpt_path"), extra_overrides=inference,
+                          allow_degenerate=allow)
         head = "trained"
     else:
         module = build(cfg.module, **datamodule.module_kwargs())
@@ -104,7 +107,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     config = resolved_config(cfg)
     for lg in trainer.loggers:
         lg.log_hyperparams(config)
-    tested = trainer.test(module, datamodule=datamodule)
+    tested = trainer.test(module, datamodule=datamodule, verbose=False)  # the summary line below shows them
     metrics = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
     if not trainer.is_global_zero:
         return {}

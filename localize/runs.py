@@ -76,7 +76,8 @@ class RunInfo:
         return OmegaConf.to_container(loc, resolve=True) if loc is not None else None
 
 
-def read_run(run_dir: str, ckpt_path: str | None = None, extra_overrides: Sequence[str] = ()) -> RunInfo:
+def read_run(run_dir: str, ckpt_path: str | None = None, extra_overrides: Sequence[str] = (),
+             allow_degenerate: bool = False) -> RunInfo:
     """Check a run dir, recompose its config and describe it.
 
     Args:
@@ -85,6 +86,8 @@ def read_run(run_dir: str, ckpt_path: str | None = None, extra_overrides: Sequen
             then be missing (``kind: checkpoint``).
         extra_overrides: inference-time settings applied on top of the run's own overrides (e.g.
             ``module.decoding=viterbi``), checked like them.
+        allow_degenerate: also read a run whose status is ``degenerate`` (it predicts one label for the
+            whole dev set; scoring it measures that outcome, e.g. a continual stage that learned nothing).
 
     Raises:
         FileNotFoundError: no such dir, no ``run.json`` (unfinished run or not a run dir), or no
@@ -113,7 +116,8 @@ def read_run(run_dir: str, ckpt_path: str | None = None, extra_overrides: Sequen
     except (ValueError, TypeError) as e:
         raise ValueError(f"{path} is unreadable ({type(e).__name__}: {e}): it is written last and atomically by "
                          f"localize.train, so it was edited or damaged afterwards; retrain the run") from e
-    _check_status(run_dir, record)
+    if not (allow_degenerate and record.get("status") == DEGENERATE):
+        _check_status(run_dir, record)
     overrides = run_overrides(run_dir, record) + _checked(list(extra_overrides), "the extra overrides")
     cfg = run_config(run_dir, overrides)
     model_dir = os.path.join(run_dir, MODEL_DIR)
@@ -138,6 +142,8 @@ def _check_status(run_dir: str, record: Mapping[str, Any]) -> None:
     reason = record.get("status_reason") or "no reason recorded"
     fix = ("retrain it with the fix its reason names (python -m localize.train <same overrides> ...)"
            if status in (FAILED, DEGENERATE) else "retrain it")
+    if status == DEGENERATE:
+        fix += f" (python -m localize.evaluate run={run_dir} allow_degenerate=true scores it as it is)"
     raise ValueError(f"{run_dir} is not a finished run: its {RECORD} says status '{status}' ({reason}); {fix}, "
                      f"or pass a finished run dir")
 
@@ -242,7 +248,8 @@ def build_untrained(info: RunInfo, adapter: bool = True):
         return build(info.cfg.module, **kwargs)
 
 
-def load_run(run_dir: str, ckpt_path: str | None = None, extra_overrides: Sequence[str] = ()):
+def load_run(run_dir: str, ckpt_path: str | None = None, extra_overrides: Sequence[str] = (),
+             allow_degenerate: bool = False):
     """Rebuild a run's LightningModule and load its trained state (for ``trainer.test`` or
     ``load_predictor``).
 
@@ -255,6 +262,7 @@ def load_run(run_dir: str, ckpt_path: str | None = None, extra_overrides: Sequen
         run_dir: a finished run dir (with ``run.json`` and ``model/``).
         ckpt_path: load this Lightning checkpoint instead of ``<run>/model``.
         extra_overrides: inference-time module settings (``module.decoding=viterbi``), see ``read_run``.
+        allow_degenerate: see ``read_run``.
 
     Returns:
         The module in eval mode, with ``run_info`` (a ``RunInfo``) attached.
@@ -262,7 +270,7 @@ def load_run(run_dir: str, ckpt_path: str | None = None, extra_overrides: Sequen
     Raises:
         FileNotFoundError / ValueError: see ``read_run``; corrupt weights; weights that do not fit.
     """
-    info = read_run(run_dir, ckpt_path=ckpt_path, extra_overrides=extra_overrides)
+    info = read_run(run_dir, ckpt_path=ckpt_path, extra_overrides=extra_overrides, allow_degenerate=allow_degenerate)
     if ckpt_path:
         module = build_untrained(info)
         load_lightning_checkpoint(module, ckpt_path)

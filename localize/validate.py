@@ -83,6 +83,10 @@ KNOBS: dict[str, Knob] = {
     "data.cv_folds": Knob("int", 5, min=2, nullable=True, why="cross-validation folds (null: the plain split)"),
     "data.cv_fold": Knob("int", 0, nullable=True, why="the fold tested in this run (0 .. data.cv_folds-1)"),
     "data.cv_dev": Knob("float", 0.1, min=0, nullable=True, why="dev share (or count) of a fold's training part"),
+    # Range of part against parts: data.stages.check_part.
+    "data.parts": Knob("int", 2, min=2, nullable=True, why="disjoint shares of train/dev (continual stages)"),
+    "data.part": Knob("int", 0, nullable=True, why="the share kept (0 .. data.parts-1)"),
+    "data.replay_size": Knob("float", 50, min=0, nullable=True, why="replayed examples: a count or a fraction"),
     # ---- trainer (pytorch_lightning.Trainer)
     "trainer.max_epochs": Knob("int", 3, nullable=True, why="training epochs"),
     "trainer.max_steps": Knob("int", -1, min=-1, why="optimizer steps (-1: no limit)"),

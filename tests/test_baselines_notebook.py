@@ -33,6 +33,10 @@ def test_notebook_runs_on_tiny_records(make_cfg, tmp_path, monkeypatch):
         cfg = make_cfg(["+locale=ja", "task=ner", f"adapter={adapter}"])
         cfg.paths.output_dir = str(tmp_path / "logs" / "runs" / adapter / "t0")
         train(cfg)
+    from localize.continual.sequence import Sequence
+    from test_continual import _cfg
+
+    Sequence(_cfg(tmp_path / "logs" / "continual" / "seq" / "t0", "sequential")).run()  # the continual cells
     # The kernel (ipykernel's "python3", this interpreter) inherits this environment.
     monkeypatch.setenv("LOCALIZE_LOG_DIR", str(tmp_path / "logs"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
@@ -46,4 +50,6 @@ def test_notebook_runs_on_tiny_records(make_cfg, tmp_path, monkeypatch):
     assert set(methods) >= {"lora", "full"}
     images = [o for c in nb.cells[:n_cells] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert images  # at least quality_vs_params was plotted and displayed
+    continual = "".join(o.get("text", "") for c in nb.cells[:n_cells] for o in c.get("outputs", []))
+    assert "1 (sequence, strategy) rows" in continual and "## Continual sequences" in json.dumps(nb.cells[-2].outputs)
     assert os.listdir(tmp_path / "logs" / "runs")

@@ -180,3 +180,23 @@ def test_unknown_metric_lists_the_available_ones_and_the_fix_works(logs, capsys)
     fix = err[0].split("Fix: ")[1].split()
     assert main([str(logs), *fix, "--out", str(logs / "r2")]) == 0
     assert (logs / "r2" / "comparison.md").exists()
+
+
+def test_evaluations_and_debug_runs_have_their_own_sections_and_stay_out_of_the_means(logs, tmp_path):
+    ev = logs / "evals" / "eval-ner-ja-tiny-lora-s1-on-ko" / "t0"
+    ev.mkdir(parents=True)
+    ev.joinpath("run.json").write_text(json.dumps({
+        "job_type": "evaluate", "run_name": "eval-ner-ja-tiny-lora-s1-on-ko", "task": "ner", "locale": "ko",
+        "model": "tiny", "adapter": "lora", "seed": 1, "metrics": {"test/f1": 0.01}, "train_locale": "ja",
+        "evaluated_run_name": "ner-ja-tiny-lora-s1", "metrics_ci": {"test/f1": {"low": 0.0, "high": 0.03}}}))
+    debug = make_run(logs, "lora", 9, 0.0, 1_000, 0.5, 2.0)
+    record = json.loads((debug / "run.json").read_text())
+    record["config"] = {"trainer": {"fast_dev_run": True}}
+    (debug / "run.json").write_text(json.dumps(record))
+    paths = write_report(str(logs), str(tmp_path / "out"))
+    md = open(paths["markdown"]).read()
+    lora = next(line for line in md.splitlines() if line.startswith("| lora |"))
+    assert "| 1,2 | 2 |" in lora and "0.6000 ± 0.1414" in lora  # neither the evaluation nor the debug run
+    assert paths["evaluations"] == 1 and paths["debug"] == 1
+    assert "| eval-ner-ja-tiny-lora-s1-on-ko | ner-ja-tiny-lora-s1 | ja | ko | ner | test/f1 | 0.0100 [0.0000, 0.0300] |" in md
+    assert "## Debug runs" in md and str(debug) in md

@@ -330,3 +330,21 @@ def test_no_secret_in_a_multirun_sweep_dir(tmp_path):
     assert (tmp_path / "multirun.yaml") in files and any(p.name == "overrides.yaml" for p in files)
     assert [str(p) for p in files if secret.encode() in p.read_bytes()] == []
     assert "+db_pass=***" in (tmp_path / "multirun.yaml").read_text()
+
+
+def test_no_secret_in_any_file_of_a_continual_sequence(tmp_path):
+    """``python -m localize.continual`` with a secret in the stages' overrides and one on its own command
+    line: no file of the sequence dir (stage runs, evaluations, continual.json, W&B) holds either."""
+    secret, own = SECRETS["+x.token"], SECRETS["+db_pass"]
+    common = ["task=ner", "+locale=ja", "data.split_sizes=[300,50,150]", *FAST[:2], "logger=default",
+              f"+x.token={secret}"]
+    cmd = [sys.executable, "-m", "localize.continual", f"hydra.run.dir={tmp_path}", f"+db_pass={own}",
+           "sequence.common=[" + ",".join(f"'{o}'" for o in common) + "]",
+           "sequence.train=['trainer.max_epochs=1','+trainer.limit_train_batches=1','+trainer.limit_val_batches=1']"]
+    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".wandb" for p in files) and (tmp_path / "continual.json") in files
+    assert [str(p) for p in files for s in (secret, own) if s.encode() in p.read_bytes()] == []
+    assert "+x.token=***" in (tmp_path / "continual.json").read_text()

@@ -21,6 +21,7 @@ from localize.data.collate import PadCollator
 from localize.data.errors import DataError
 from localize.data.sampler import LengthGroupedBatchSampler, padding_fraction
 from localize.data.folds import fold_ids
+from localize.data.stages import check_part, part_of, replay_sample
 from localize.data.sources import split_examples
 from localize.models.backbones import load_tokenizer
 from localize.models.cache import cache_root, ensure_folder
@@ -113,6 +114,13 @@ class LocalizeDataModule(pl.LightningDataModule):
         cv_fold: the fold tested in this run, ``0 .. cv_folds-1``.
         cv_dev: dev share of the fold's training part (fraction or count); None keeps the
             ``split_sizes`` train : dev ratio (NER 400/50/50: 1/9 of the other folds).
+        parts: cut train and dev into this many disjoint seeded shares and keep share ``part``
+            (continual stages on one corpus: each stage learns from other sentences; test stays whole).
+        part: the share kept, ``0 .. parts-1``.
+        replay_from: example files (JSONL, one example per line, as ``localize.continual`` writes
+            them from earlier stages' training splits) to mix into this run's training split.
+        replay_size: how many of those examples (an int), or a fraction of them (< 1); drawn with
+            ``seed``. None: all of them.
     """
 
     task_name = "task"
@@ -138,6 +146,10 @@ class LocalizeDataModule(pl.LightningDataModule):
         cv_folds: int | None = None,
         cv_fold: int | None = None,
         cv_dev: float | int | None = None,
+        parts: int | None = None,
+        part: int | None = None,
+        replay_from: Sequence[str] | None = None,
+        replay_size: float | int | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("data.batch_size", batch_size), ("data.eval_batch_size", eval_batch_size),
@@ -161,6 +173,8 @@ class LocalizeDataModule(pl.LightningDataModule):
         self.num_workers, self.seed = num_workers, seed
         self.cache_tokenized = cache_tokenized
         self.cv_folds, self.cv_fold, self.cv_dev = cv_folds, cv_fold, cv_dev
+        self.parts, self.part = (check_part(parts, part) if parts is not None or part is not None else (None, None))
+        self.replay_from, self.replay_size = [str(p) for p in replay_from or []], replay_size
         self._pool_index: dict[int, int] | None = None  # id(example) -> position in the pool (CV record)
         self._splits: dict[str, list[dict]] | None = None
         self._tokenizer = None
@@ -185,6 +199,9 @@ class LocalizeDataModule(pl.LightningDataModule):
                        outputs: Sequence[Any]) -> list[dict[str, Any]]:
         """``predict_step`` outputs (one per row of ``encode_texts``) → one JSON-ready dict per text."""
         raise NotImplementedError(f"{type(self).__name__} does not decode predictions")
+
+    def check_examples(self, examples: list[dict], source: str) -> None:
+        """Check examples that come from outside the task's own reader (replay); tasks override."""
 
     @property
     def known_labels(self) -> list[str] | None:
@@ -223,7 +240,15 @@ class LocalizeDataModule(pl.LightningDataModule):
                     )
             caps = {"train": self.max_train_examples, "validation": self.max_eval_examples,
                     "test": self.max_eval_examples}
+            if self.parts is not None:  # before the caps: a capped stage keeps its own share
+                splits.update({k: part_of(splits[k], self.parts, self.part, self.seed)
+                               for k in ("train", "validation")})
             splits = {k: v[: caps[k]] if caps.get(k) else v for k, v in splits.items()}
+            if self.replay_from:  # after the cap: the cap limits the run's own data, not the replay
+                replayed = replay_sample(self.replay_from, self.replay_size, self.seed)
+                self.check_examples(replayed, "data.replay_from")
+                splits["train"] = splits["train"] + replayed
+                self.data_info["replay"] = {"from": list(self.replay_from), "size": len(replayed)}
             self._splits = splits
             self.data_info["sizes"] = {k: len(v) for k, v in splits.items()}
             if "cv" in self.data_info:  # after the caps: the examples this run really tests

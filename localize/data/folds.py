@@ -20,17 +20,26 @@ from localize.data.sources import Splits, _counts, _sizes, source_hash, split_ex
 _DEV_SEED = "{seed}/cv-dev"
 
 
+def check_share(count: Any, index: Any, keys: tuple[str, str], needs: str, count_fix: str,
+                unit: str, index_fix: str = "") -> tuple[int, int]:
+    """``(count, index)`` when ``index`` names one of ``count >= 2`` shares (CV folds, continual parts),
+    else one :class:`DataError` line naming the key and the fix."""
+    count_key, index_key = keys
+    if isinstance(count, bool) or not isinstance(count, int) or count < 2:
+        got = f"{count_key}={count}" if count is not None else f"{index_key}={index} without {count_key}"
+        raise DataError(f"{got}: {needs} an integer {count_key} >= 2. Fix: {count_fix}")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+        what = " is not set" if index is None else f"={index} is out of range"
+        raise DataError(f"{index_key}{what} for {count_key}={count} ({unit} are 0..{count - 1}). "
+                        f"Fix: {index_key}=0{index_fix}")
+    return count, index
+
+
 def check_folds(folds: Any, fold: Any) -> tuple[int, int]:
     """``(folds, fold)`` when they name a fold, else one :class:`DataError` line with the fix."""
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        got = f"data.cv_folds={folds}" if folds is not None else f"data.cv_fold={fold} without data.cv_folds"
-        raise DataError(f"{got}: cross-validation needs an integer data.cv_folds >= 2. "
-                        f"Fix: data.cv_folds=5 (or data.cv_folds=null data.cv_fold=null for the plain split)")
-    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < folds:
-        what = "is not set" if fold is None else f"={fold} is out of range"
-        raise DataError(f"data.cv_fold{what} for data.cv_folds={folds} (folds are 0..{folds - 1}). "
-                        f"Fix: data.cv_fold=0 (every fold: -m data.cv_fold={','.join(map(str, range(folds)))})")
-    return folds, fold
+    every = f" (every fold: -m data.cv_fold={','.join(map(str, range(folds)))})" if isinstance(folds, int) else ""
+    return check_share(folds, fold, ("data.cv_folds", "data.cv_fold"), "cross-validation needs",
+                       "data.cv_folds=5 (or data.cv_folds=null data.cv_fold=null for the plain split)", "folds", every)
 
 
 def _chunks(seq: Sequence[Any], k: int) -> list[Sequence[Any]]:

@@ -10,10 +10,25 @@ from localize.data.alignment import align_words
 from localize.data.datamodule import LocalizeDataModule, normalize
 from localize.data.entities import entity_spans
 from localize.data.ner_formats import check_format
-from localize.data.ner_readers import NER, label_list_from, label_override, validate_tags
+from localize.data.errors import DataError
+from localize.data.ner_readers import NER, label_list_from, label_override, map_labels, validate_tags
 from localize.data.segment import segmenter_for
 
 log = logging.getLogger(__name__)
+
+
+def _keep_types(splits: dict[str, list[dict]], types: Sequence[str], source: str) -> dict[str, list[dict]]:
+    """Copies of the examples with every entity type outside ``types`` read as ``O`` (the readers'
+    examples may be shared); a type the data lacks is refused."""
+    present = sorted({t[2:] for exs in splits.values() for ex in exs for t in ex["tags"] if t != "O"})
+    missing = [t for t in types if t not in present]
+    if missing:
+        raise DataError(f"data.entity_types names {missing}, which {source} does not have. Fix: data.entity_types="
+                        f"[{','.join(t for t in types if t in present) or present[0]}] (its types: {present})")
+    out = {k: [dict(ex) for ex in exs] for k, exs in splits.items()}
+    for exs in out.values():
+        map_labels(exs, {t: None for t in present if t not in types})
+    return out
 
 
 def _union(first: Sequence[str], then: Sequence[str]) -> list[str]:
@@ -35,6 +50,11 @@ class NerDataModule(LocalizeDataModule):
         tag_col: CoNLL column of the tag (-1: the last).
         format: how to read ``path`` (``localize.data.ner_formats``: doccano, label_studio, prodigy,
             entities, brat, spans, conll); None: from the suffix and the records' shape.
+        entity_types: keep only these entity types (the others read as ``O``) in every split, and score
+            only them (a prediction of another type counts as ``O``): a class-incremental stage. They are
+            the label set (with ``O``), also where a share's train split lacks a rare one.
+        prior_labels: labels that come first in the label set, in this order, before what the data
+            adds (``${run_labels:${init_from}}``: a run that starts from another keeps its head's rows).
         **kwargs: see ``LocalizeDataModule``.
     """
 
@@ -50,10 +70,14 @@ class NerDataModule(LocalizeDataModule):
         token_col: int = 0,
         tag_col: int = -1,
         format: str | None = None,
+        entity_types: Sequence[str] | None = None,
+        prior_labels: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         check_format(format)
+        self.entity_types = sorted(str(t) for t in entity_types) if entity_types else None
+        self.prior_labels = list(prior_labels) if prior_labels else []
         self.format = format
         self.sep, self.token_col, self.tag_col = sep, token_col, tag_col
         self.split_sizes = tuple(split_sizes)
@@ -69,9 +93,13 @@ class NerDataModule(LocalizeDataModule):
                                    "tag_col": self.tag_col, "format": self.format},
                           no_data=self.no_data_error, info=info)
         source = loaded.source
-        if isinstance(loaded.data, dict):
+        data = loaded.data
+        if self.entity_types:
+            kept = _keep_types(data if isinstance(data, dict) else {"all": data}, self.entity_types, source)
+            data = kept if isinstance(data, dict) else kept["all"]
+        if isinstance(data, dict):
             self.reject_cv(source)
-        splits = loaded.data if isinstance(loaded.data, dict) else self.split_pool(loaded.data, self.split_sizes)
+        splits = data if isinstance(data, dict) else self.split_pool(data, self.split_sizes)
         self.data_info.update(source=source, labelling="word (first token overlapping the word's first char)",
                               space_separated=self.space_separated, normalization=self.normalization,
                               repaired_tags=info.get("repaired_tags", 0))
@@ -84,7 +112,7 @@ class NerDataModule(LocalizeDataModule):
                 validate_tags(exs, self.fixed_labels, f"{source} [{name}]",
                               f"add them to the label set, {label_override(_union(self.fixed_labels, every))}, "
                               f"or fix or drop those sentences")
-        elif "cv" not in self.data_info:  # CV: the corpus's label set (below), shared by every fold
+        elif "cv" not in self.data_info and not self.entity_types:  # CV: the corpus's label set, shared by every fold
             known = label_list_from(splits["train"])
             for name in ("validation", "test"):
                 validate_tags(splits[name], known, f"{source} [{name}] (labels never seen in train)",
@@ -93,8 +121,26 @@ class NerDataModule(LocalizeDataModule):
         # Fixed before any max_train_examples cap, so a small subset keeps the full label set. The
         # folds of a CV run share one: their pooled predictions are scored together, and a rare type
         # may sit in one test fold only.
-        self._label_names = self.fixed_labels or (every if "cv" in self.data_info else label_list_from(splits["train"]))
+        # Named entity types are the label set, also a type this share's train split happens to lack.
+        own = (["O"] + [f"{p}-{t}" for t in self.entity_types for p in "BI"] if self.entity_types
+               else every if "cv" in self.data_info else label_list_from(splits["train"]))
+        self._label_names = self.fixed_labels or _union(self.prior_labels, own)
         return splits
+
+    def check_examples(self, examples: list[dict], source: str) -> None:
+        """Replayed examples: tokens and tags of one length, every tag in this run's label set."""
+        bad = next((i for i, ex in enumerate(examples) if not isinstance(ex.get("tokens"), list)
+                    or not isinstance(ex.get("tags"), list) or len(ex["tokens"]) != len(ex["tags"])), None)
+        if bad is not None:
+            raise DataError(f"{source}: example {bad} is no NER example (tokens and tags lists of one length). "
+                            f"Fix: replay files written by localize.continual from an NER stage")
+        validate_tags(examples, self.label_names, source,
+                      f"replay from stages whose labels this run keeps ({label_override(self.label_names)})")
+
+    @property
+    def scored_types(self) -> list[str] | None:
+        """The entity types scored (None: all): the module reads a prediction of another type as ``O``."""
+        return self.entity_types
 
     def _encode(self, example: dict[str, Any]) -> dict[str, Any]:
         label2id = {t: i for i, t in enumerate(self.label_names)}

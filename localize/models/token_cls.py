@@ -35,6 +35,7 @@ class TokenClassificationLitModule(LocalizeLitModule):
         self.val_metric = SpanF1(self.id2label, max_words=max_words)
         self.test_metric = SpanF1(self.id2label, max_words=max_words)
         self.val_f1_best = MaxMetric()
+        self.score_map: torch.Tensor | None = None
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         # The loss comes out of the HF/peft forward: AdaLoRA adds its orthogonal regulariser there.
@@ -48,9 +49,25 @@ class TokenClassificationLitModule(LocalizeLitModule):
         out = self(**{k: batch[k] for k in MODEL_INPUTS})
         self.log(f"{stage}/loss", out.loss, batch_size=batch["input_ids"].shape[0], sync_dist=True)
         pred = self.decode(out.logits, batch["word_index"], self.b_to_i, self.transitions)
+        if self.score_map is not None:  # a type this data does not score reads as O (-100 stays)
+            pred = torch.where(pred >= 0, self.score_map.to(pred.device)[pred.clamp(min=0)], pred)
         metric.update(pred, batch["word_labels"], batch["index"])
         if stage == "val":
             self._count_dev_labels(pred, batch["word_labels"])
+
+    def _set_scored_types(self) -> None:
+        """``score_map``: label id -> the id scored, ``O`` for types the datamodule does not score
+        (``scored_types``: a class-incremental stage's test counts later types as ``O``)."""
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        types = getattr(dm, "scored_types", None)
+        self.score_map = None if not types else score_map(self.label_names, types)
+
+    def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
+        self._set_scored_types()
+
+    def on_test_epoch_start(self) -> None:
+        self._set_scored_types()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, self.val_metric, "val")
@@ -74,6 +91,12 @@ class TokenClassificationLitModule(LocalizeLitModule):
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int = 0) -> torch.Tensor:
         """Tag id per word (-100 past ``max_length``); ``NerDataModule.decode_outputs`` reads it."""
         return predict_word_tags(self.model, batch, self.b_to_i, self.decode, self.transitions)
+
+
+def score_map(label_names: Sequence[str], types: Sequence[str]) -> torch.Tensor:
+    """Per label id, itself if its type is in ``types`` (or it is ``O``), else the id of ``O``."""
+    o = list(label_names).index("O")
+    return torch.tensor([i if t == "O" or t[2:] in types else o for i, t in enumerate(label_names)])
 
 
 def b_to_i_ids(label_names: Sequence[str]) -> torch.Tensor:

@@ -6,6 +6,8 @@ quality against trainable parameters, training time and stored size, plus dev le
 Spread is the *sample* standard deviation over seeds (``ddof=1``; NaN for a single seed). Beside it,
 each method's 95% bootstrap CI, and a section of paired tests of every method against
 ``--reference`` (default ``full``) with their p-values (``localize.report.significance``).
+Continual sequences (``continual.json``, ``localize.continual``) get their own section
+(``localize.report.continual``): final average, BWT and the strategies paired against ``sequential``.
 Cross-validation folds (records with a ``cv_group``) are not averaged as seeds: ``localize.report.cv``
 pools each group's out-of-fold predictions (CI, paired test vs the reference) into a section of
 ``comparison.md`` and ``cv.csv``.
@@ -23,15 +25,17 @@ import os
 import sys
 from typing import Any
 
+from localize.report.continual import summarize_sequences
+from localize.report.continual import to_markdown as continual_markdown
 from localize.report.cv import is_cv, summarize_cv
 from localize.report.cv import to_markdown as cv_markdown
 from localize.report.files import write_csv, write_text
 from localize.report.plots import learning_curve, plot_all
-from localize.report.records import (DEFAULT_METRIC, GROUP, METRIC_BY_TASK, collect, find_runs, metric_for,
+from localize.report.records import (DEFAULT_METRIC, GROUP, METRIC_BY_TASK, collect, find_runs, kind_of, metric_for,
                                      record_to_row, val_metric, wandb_records, wandb_run_to_record)
 from localize.report.significance import DEFAULT_REFERENCE, add_intervals, paired_tests
 from localize.report.significance import to_markdown as tests_markdown
-from localize.report.tables import summarize, to_markdown
+from localize.report.tables import other_records_markdown, summarize, to_markdown
 from localize.tracking.status import FINISHED, SCORED
 
 __all__ = ["DEFAULT_METRIC", "GROUP", "METRIC_BY_TASK", "collect", "find_runs", "learning_curve", "main",
@@ -61,6 +65,10 @@ def write_report(folder: str, out_dir: str | None = None, metric: str | None = N
         found = sorted(c for c in df.columns if c.startswith("test/") and not c.endswith(("_ci_low", "_ci_high")))
         raise ValueError(f"--metric {metric} is in none of the {len(df)} runs under {folder}; "
                          f"available: {', '.join(found) or 'none'}. Fix: --metric {found[0] if found else 'test/f1'}")
+    # Evaluations and debug runs get their own sections; only training runs and baselines are compared.
+    kinds = kind_of(df)
+    evals, debug = df[kinds == "evaluate"], df[kinds == "debug"]
+    df = df[kinds == "compared"] if len(df) else df
     # Folds of a CV group are pooled in their own table (localize.report.cv), not averaged as seeds.
     folds = is_cv(df)
     cv = summarize_cv(df, metric, reference)
@@ -68,8 +76,12 @@ def write_report(folder: str, out_dir: str | None = None, metric: str | None = N
     summary = add_intervals(summary, df[~folds])  # 95% CI per method (localize.report.significance)
     tests = paired_tests(summary, df[~folds], reference)
     skipped = len(df.attrs.get("skipped", []))
+    sequences = summarize_sequences(folder)  # continual sequences: their own section, never averaged with runs
     md = write_text(os.path.join(out_dir, "comparison.md"), to_markdown(summary, skipped, df) + cv_markdown(cv)
-                    + "\n".join(tests_markdown(tests, reference)) + "\n")
+                    + "\n".join(tests_markdown(tests, reference)) + "\n" + continual_markdown(sequences)
+                    + other_records_markdown(evals, debug, metric))
+    if len(sequences):
+        write_csv(os.path.join(out_dir, "continual.csv"), sequences)
     tests_csv = write_csv(os.path.join(out_dir, "paired_tests.csv"), tests)
     if len(cv):
         write_csv(os.path.join(out_dir, "cv.csv"), cv.assign(found=cv["found"].map(lambda s: " ".join(map(str, s)))))
@@ -80,6 +92,7 @@ def write_report(folder: str, out_dir: str | None = None, metric: str | None = N
     plots = plot_all(plotted, summary, out_dir) if len(plotted) else []
     finished = int((df["status"] == FINISHED).sum()) if len(df) else 0
     return {"markdown": md, "csv": csv, "paired_tests": tests_csv, "plots": plots, "runs": len(df),
+            "evaluations": len(evals), "debug": len(debug),
             "finished": finished, "not_finished": len(df) - finished, "skipped": skipped}
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 from hydra.experimental.callback import Callback
 
-from localize.report.records import metric_for
+from localize.report.records import fmt as _fmt, metric_for
 from localize.tracking.record import read_record
 from localize.tracking.status import FAILED
 
@@ -242,9 +242,6 @@ def to_markdown(table: pd.DataFrame) -> str:
               "the folds' own test metric (sample std, ddof=1) — the secondary figure."]
     return "\n".join(lines) + "\n"
 
-
-def _fmt(x: Any, digits: int = 4) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
 class CVReport(Callback):

@@ -18,6 +18,7 @@ GROUP = ["task", "locale", "model", "adapter", "train_n"]  # train_n: low-resour
 METRIC_BY_TASK = {"ner": "test/f1", "sentiment": "test/f1_macro", "classification": "test/f1_macro",
                   "translation": "test/chrf"}
 DEFAULT_METRIC = "test/f1"
+CONTINUAL_RECORD = "continual.json"  # localize.continual.sequence.SEQUENCE_RECORD
 # Files a run dir holds before it finishes: a dir with one of these but no run.json crashed.
 _RUN_MARKERS = {".hydra", "train.log", "csv", "checkpoints", "wandb_id"}
 # Record sections copied into flat columns.
@@ -25,6 +26,11 @@ _SECTIONS = {"params": ("total", "trainable", "trainable_share"),
              "storage": ("stored_mb", "full_model_mb"),
              "perf": ("epochs", "s_per_epoch", "train_tokens_per_s", "peak_rss_mb", "peak_gpu_mb", "wall_s")}
 _NUMERIC = [k for keys in _SECTIONS.values() for k in keys]
+
+
+def fmt(x: Any, digits: int = 4) -> str:
+    """A table cell: ``n/a`` for a missing value (None or NaN), else ``digits`` decimals."""
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
 def metric_for(task: str | None, metric: str | None = None) -> str:
@@ -43,11 +49,15 @@ def find_runs(folder: str) -> tuple[list[str], list[str]]:
 
     Returns:
         ``(finished, skipped)``: dirs with a ``run.json``, and dirs that look like a run (Hydra or
-        Lightning files) but have none — crashed or still running.
+        Lightning files) but have none — crashed or still running. The stage runs and evaluations of
+        a continual sequence (a dir with ``continual.json``) are not listed: ``report.continual`` reads them.
     """
     finished, candidates = [], []
     for root, dirs, files in os.walk(folder):
         dirs.sort()
+        if CONTINUAL_RECORD in files:  # a continual sequence: its stage runs are in its own section
+            dirs[:] = []
+            continue
         if RECORD in files:
             finished.append(root)
             dirs[:] = []  # a run dir's sub-folders (csv/, wandb/, model/) hold no other runs
@@ -60,6 +70,11 @@ def find_runs(folder: str) -> tuple[list[str], list[str]]:
 def record_to_row(record: dict[str, Any], run_dir: str | None = None, source: str = "local") -> dict[str, Any]:
     """Flatten one run record into a table row (metrics become columns such as ``test/f1``)."""
     row: dict[str, Any] = {k: record.get(k) for k in ("run_name", *GROUP, "seed")}
+    # What the record is: a training run (or baseline) enters the comparison; an evaluation of a trained
+    # run on some data, or a debug run (fast_dev_run: a few batches), gets its own section.
+    trainer = ((record.get("config") or {}).get("trainer") or {})
+    row.update(job_type=record.get("job_type") or "train", debug=bool(trainer.get("fast_dev_run")),
+               evaluated_run=record.get("evaluated_run_name"), train_locale=record.get("train_locale"))
     # Records written before "status" existed are finished runs (crashed ones have no record).
     row.update(status=record.get("status") or "finished", status_reason=record.get("status_reason"))
     row["train_n"] = ((record.get("data") or {}).get("sizes") or {}).get("train")
@@ -81,6 +96,19 @@ def record_to_row(record: dict[str, Any], run_dir: str | None = None, source: st
     cv = (record.get("data") or {}).get("cv") or {}  # folds of one CV group: localize.report.cv pools them
     row.update(cv_group=record.get("cv_group"), cv_folds=cv.get("folds"), cv_fold=cv.get("fold"))
     return row
+
+
+COMPARED_JOBS = ("train", "baseline")
+
+
+def kind_of(df: pd.DataFrame) -> pd.Series:
+    """Per row of :func:`collect`: ``compared`` (training runs and baselines), ``evaluate`` or ``debug``."""
+    if not len(df):
+        return pd.Series(dtype=str)
+    jobs = df["job_type"] if "job_type" in df else pd.Series("train", index=df.index)
+    debug = df["debug"].fillna(False).astype(bool) if "debug" in df else pd.Series(False, index=df.index)
+    return pd.Series(["debug" if d else ("compared" if j in COMPARED_JOBS else str(j)) for j, d in zip(jobs, debug)],
+                     index=df.index)
 
 
 def collect(folder: str, wandb_project: str | None = None) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from hydra.experimental.callback import Callback
 
-from localize.report.records import GROUP, collect, metric_for
+from localize.report.records import GROUP, collect, fmt as _fmt, metric_for
 from localize.tracking.status import FINISHED, SCORED
 
 
@@ -101,6 +101,27 @@ def to_markdown(summary: pd.DataFrame, skipped: int = 0, runs: pd.DataFrame | No
     return "\n".join(lines + notes + (_run_table(runs) if runs is not None and len(runs) else [])) + "\n"
 
 
+def other_records_markdown(evals: pd.DataFrame, debug: pd.DataFrame, metric: str | None = None) -> str:
+    """Sections for records that are not compared with the training runs: evaluations of a trained run
+    (``localize.evaluate``: which run, on which data, with its CI) and debug runs (listed only)."""
+    lines = []
+    if len(evals):
+        lines += ["", "## Evaluations", "", "Trained runs scored again (`localize.evaluate`), e.g. on another "
+                  "locale's data: not averaged with the training runs.", "",
+                  "| evaluation | evaluated run | trained on | data locale | task | metric | value [95% CI] |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in evals.sort_values("run_name").to_dict("records"):
+            name = metric_for(r.get("task"), metric)
+            value, low, high = r.get(name), r.get(f"{name}_ci_low"), r.get(f"{name}_ci_high")
+            ci = f" [{_fmt(low, 4)}, {_fmt(high, 4)}]" if low is not None and low == low else ""
+            lines.append(f"| {r['run_name']} | {r.get('evaluated_run') or 'base model'} | {r.get('train_locale') or '-'} "
+                         f"| {r['locale']} | {r['task']} | {name} | {_fmt(value, 4)}{ci} |")
+    if len(debug):
+        lines += ["", "## Debug runs", "", f"{len(debug)} run(s) with trainer.fast_dev_run (a few batches, no real "
+                  "scores) are left out of every table: " + ", ".join(sorted(str(x) for x in debug["run_dir"]))]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def _run_table(runs: pd.DataFrame) -> list[str]:
     """Every run's status, the non-finished first."""
     order = runs.assign(_ok=runs["status"] == FINISHED).sort_values(["_ok", "adapter", "run_name", "seed"])
@@ -119,9 +140,6 @@ def _ci_cell(r: Any) -> str:
         return "n/a"
     return f"[{low:.4f}, {high:.4f}]"
 
-
-def _fmt(x: Any, digits: int) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
 def multirun_lines(df: pd.DataFrame) -> list[str]:

@@ -322,3 +322,46 @@ def verdict(test: dict[str, Any], alpha: float = 0.05) -> str:
     if p >= alpha:
         return f"no significant difference (p = {p:.2f})"
     return f"{'better' if test['difference'] > 0 else 'worse'} (p = {p:.3f})"
+
+
+def stage_mean_interval(groups: Sequence[Sequence[tuple[TestPredictions, float]]], metric: str,
+                        resamples: int = DEFAULT_RESAMPLES, level: float = DEFAULT_LEVEL, seed: int = DEFAULT_SEED
+                        ) -> dict[str, Any]:
+    """Interval of a weighted sum of metrics over fixed parts, averaged over resampled groups.
+
+    Each group (a seed) is a list of ``(predictions, weight)`` terms (a continual sequence's stages:
+    the final average is ``1/T`` per stage; BWT ``+1/(T-1)`` after the last stage and ``-1/(T-1)`` right
+    after the stage's own training). The terms of a group are fixed, not resampled; their test examples
+    are (runs with the same example ids share one draw, so a paired difference stays paired), and with
+    several groups the groups are resampled too.
+
+    Returns:
+        ``estimate``, ``low``, ``high``, ``p_value`` (two-sided, of the sign: for a difference), ``level``,
+        ``resamples``, ``seed``, ``groups``, ``method``.
+    """
+    runs = [p for g in groups for p, _ in g]
+    if not runs:
+        return {}
+    name = metric.split("/", 1)[-1]
+    sc = scorer(runs[0].kind, runs[0].options, [p.rows for p in runs])
+    rng = np.random.default_rng(seed)
+    values, points = [], []
+    for g in groups:
+        draws: dict[int, np.ndarray] = {}
+        total, point = np.zeros(resamples), 0.0
+        for (p, w), stratum in zip(g, _strata([q.rows for q, _ in g])):
+            stats = sc.stats(p.rows)
+            if stratum not in draws:
+                draws[stratum] = _counts(rng, len(p.rows), resamples)
+            total += w * sc.score(draws[stratum] @ stats)[name]
+            point += w * sc.score(stats.sum(0, keepdims=True))[name][0]
+        values.append(total), points.append(point)
+    v = np.stack(values)  # [groups, resamples]
+    pick = rng.integers(0, len(groups), size=(resamples, len(groups))) if len(groups) > 1 else np.zeros((resamples, 1), int)
+    dist = v[pick, np.arange(resamples)[:, None]].mean(1)
+    low, high = _interval(dist, level)
+    below, above = int((dist <= 1e-12).sum()), int((dist >= -1e-12).sum())
+    return {"estimate": float(np.mean(points)), "low": low, "high": high,
+            "p_value": min(1.0, 2 * (min(below, above) + 1) / (resamples + 1)), "level": level,
+            "resamples": resamples, "seed": seed, "groups": len(groups),
+            "method": "bootstrap over test examples" + (" and seeds" if len(groups) > 1 else "")}

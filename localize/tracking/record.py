@@ -263,9 +263,10 @@ def _jsonable(x: Any) -> Any:
     return str(x)
 
 
-def read_record(run_dir: str) -> dict[str, Any] | None:
-    """The finished run's record, or None for an unfinished/crashed run dir."""
-    path = os.path.join(run_dir, RECORD)
+def read_record(run_dir: str, name: str = RECORD) -> dict[str, Any] | None:
+    """The finished run's record (or another record file of the dir, e.g. a sequence's ``continual.json``),
+    or None for an unfinished/crashed run dir."""
+    path = os.path.join(run_dir, name)
     if not os.path.exists(path):
         return None
     with open(path) as f:

@@ -5,24 +5,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from localize.tracking.intervals import paired_test, read_predictions, verdict
-from localize.tracking.record import read_record
-
-
-def _predictions(eval_dir: str):
-    rec = read_record(eval_dir) or {}
-    meta = rec.get("test_predictions") or {}
-    if not meta.get("file"):
-        return None
-    return read_predictions(os.path.join(eval_dir, meta["file"]), meta["kind"], meta.get("options"))
+from localize.tracking.intervals import paired_test, run_predictions, verdict
 
 
 def forgetting_tests(seq: Any) -> list[dict[str, Any]]:
     """Per stage j < T-1: ``R[T-1][j] - R[j][j]`` with its paired-bootstrap 95% interval and p-value."""
     T, out = len(seq.names), []
     for j in range(T - 1):
-        after_last = _predictions(os.path.join(seq.out, "evals", f"after-{T - 1}-on-{j}"))
-        after_own = _predictions(os.path.join(seq.out, "evals", f"after-{j}-on-{j}"))
+        after_last = run_predictions(os.path.join(seq.out, "evals", f"after-{T - 1}-on-{j}"))
+        after_own = run_predictions(os.path.join(seq.out, "evals", f"after-{j}-on-{j}"))
         entry: dict[str, Any] = {"stage": seq.names[j]}
         if after_last is None or after_own is None:
             entry["note"] = "no test predictions recorded"

@@ -15,6 +15,7 @@ Resume (``resume=<sequence dir>``) skips what has a record and continues an inte
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -129,10 +130,12 @@ class Sequence:
     def eval_overrides(self, j: int, run: str | None) -> list[str]:
         o = self.common + _list(self.stages[j].get("overrides")) + [f"seed={self.seed}"]
         if run is None:
-            o = [x for x in o if not x.lstrip("+~").startswith("model=")] + [f"model={self.model_choice()}"]
+            o = [x for x in o if not x.lstrip("+~").startswith("model=")] + [f"model={self.model_choice}"]
         return merged(o + ([f"run={run}", "allow_degenerate=true"] if run else []) + self._group())
 
+    @functools.cached_property
     def model_choice(self) -> str:
+        """The stages' ``model=`` choice (the zero-shot evaluations' base model), composed once."""
         cfg = compose(self.common + self.train_only, "train", out_dir=self.out, return_hydra_config=True)
         return str(cfg.hydra.runtime.choices.model)
 

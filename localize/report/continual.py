@@ -44,30 +44,17 @@ def _read(path: str) -> dict[str, Any]:
         return json.load(f)
 
 
-def _predictions(seq_dir: str, i: int, j: int):
-    from localize.tracking.intervals import read_predictions
-    from localize.tracking.record import read_record
+def _cells(seq_dir: str, T: int) -> dict[tuple[int, int], Any]:
+    """Each recorded cell's test predictions, ``(i, j)`` -> predictions (None where not measured), read once."""
+    from localize.tracking.intervals import run_predictions
 
-    d = os.path.join(seq_dir, "evals", f"after-{i}-on-{j}")
-    meta = (read_record(d) or {}).get("test_predictions") or {}
-    return read_predictions(os.path.join(d, meta["file"]), meta["kind"], meta.get("options")) if meta else None
-
-
-def _earlier(seqs: list[tuple[str, dict]]) -> tuple[list, list]:
-    """(after the last stage, right after its own stage) predictions of every earlier stage, all seeds."""
-    last, own = [], []
-    for d, s in seqs:
-        T = len(s["stage_names"])
-        for j in range(T - 1):
-            a, b = _predictions(d, T - 1, j), _predictions(d, j, j)
-            if a is not None and b is not None:
-                last.append(a), own.append(b)
-    return last, own
+    return {(i, j): run_predictions(os.path.join(seq_dir, "evals", f"after-{i}-on-{j}"))
+            for i in range(T) for j in range(T)}
 
 
 def summarize_sequences(folder: str, reference: str = DEFAULT_REFERENCE) -> pd.DataFrame:
     """One row per (sequence, strategy) of the finished sequences under ``folder`` (columns: ``COLUMNS``)."""
-    from localize.tracking.intervals import paired_test, stage_mean_interval
+    from localize.tracking.intervals import stage_mean_interval
 
     groups: dict[tuple[str, str], list[tuple[str, dict]]] = {}
     for d in find_sequences(folder):
@@ -79,14 +66,17 @@ def summarize_sequences(folder: str, reference: str = DEFAULT_REFERENCE) -> pd.D
         seqs.sort(key=lambda x: x[1]["seed"])
         metric = seqs[0][1]["metric"]
         T = len(seqs[0][1]["stage_names"])
+        cells = [_cells(d, T) for d, _ in seqs]
         # Per seed, the stages are fixed terms (not resampled); test examples and seeds are.
-        final = [[(_predictions(d, T - 1, j), 1 / T) for j in range(T)] for d, _ in seqs]
-        own = [[(_predictions(d, j, j), 1 / T) for j in range(T)] for d, _ in seqs]
-        back = [[t for j in range(T - 1) for t in ((_predictions(d, T - 1, j), 1 / (T - 1)),
-                                                   (_predictions(d, j, j), -1 / (T - 1)))] for d, _ in seqs]
+        final = [[(c[T - 1, j], 1 / T) for j in range(T)] for c in cells]
+        own = [[(c[j, j], 1 / T) for j in range(T)] for c in cells]
+        back = [[t for j in range(T - 1) for t in ((c[T - 1, j], 1 / (T - 1)), (c[j, j], -1 / (T - 1)))]
+                for c in cells]
         ci, lci, bwt = (stage_mean_interval(g, metric) if all(p is not None for x in g for p, _ in x) else {}
                         for g in (final, own, back))
-        last_by_seed = {s["seed"]: _earlier([(d, s)])[0] for d, s in seqs}
+        # Earlier stages after the last one, per seed: what the reference comparison pairs.
+        last_by_seed = {s["seed"]: [c[T - 1, j] for j in range(T - 1) if c[T - 1, j] is not None and
+                                    c[j, j] is not None] for (_, s), c in zip(seqs, cells)}
         matrix = [[sum(c["value"] for c in cells) / len(cells) if (cells := [s["matrix"][i][j] for _, s in seqs
                    if s["matrix"][i][j]]) and len(cells) == len(seqs) else None for j in range(T)] for i in range(T)]
         cost = [s.get("cost") or {} for _, s in seqs]
@@ -98,13 +88,15 @@ def summarize_sequences(folder: str, reference: str = DEFAULT_REFERENCE) -> pd.D
                      "stored_mb": sum(c.get("stored_mb", 0) for c in cost) / len(cost),
                      "models_kept": cost[0].get("models_kept"), "matrix": matrix,
                      "dirs": [d for d, _ in seqs], "_last": last_by_seed})
-    _against_reference(rows, reference, paired_test)
+    _against_reference(rows, reference)
     return pd.DataFrame([{k: r.get(k) for k in COLUMNS} for r in rows], columns=COLUMNS)
 
 
-def _against_reference(rows: list[dict], reference: str, paired_test) -> None:
+def _against_reference(rows: list[dict], reference: str) -> None:
     """Earlier stages after the last one, strategy vs reference on the same examples and seeds; and
     how much of the reference's forgetting (|BWT|) the strategy cuts."""
+    from localize.tracking.intervals import paired_test
+
     for r in rows:
         ref = next((x for x in rows if x["sequence"] == r["sequence"] and x["strategy"] == reference), None)
         if ref is None or ref is r:

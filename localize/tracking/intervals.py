@@ -117,6 +117,18 @@ def read_predictions(path: str, kind: str, options: dict[str, Any] | None = None
         return TestPredictions(kind, [json.loads(line) for line in f if line.strip()], dict(options or {}))
 
 
+def run_predictions(run_dir: str) -> TestPredictions | None:
+    """The test predictions a run dir recorded (its record's ``test_predictions`` entry), or None."""
+    import os
+
+    from localize.tracking.record import read_record
+
+    meta = (read_record(run_dir) or {}).get("test_predictions") or {}
+    if not meta.get("file"):
+        return None
+    return read_predictions(os.path.join(run_dir, meta["file"]), meta["kind"], meta.get("options"))
+
+
 # ----------------------------------------------------------------------------- resampling
 def _counts(rng: np.random.Generator, n: int, resamples: int) -> np.ndarray:
     """Example multiplicities [resamples, n] of ``rng.integers(0, n, size=(resamples, n))``."""

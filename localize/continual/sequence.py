@@ -26,12 +26,12 @@ from omegaconf import DictConfig, OmegaConf
 from localize.config import compose
 from localize.continual.matrix import cell, heatmap, transfer
 from localize.data.errors import DataError
+from localize.report.records import CONTINUAL_RECORD as SEQUENCE_RECORD  # the report finds sequences by it
 from localize.tracking.record import RECORD, atomic_write_json, git_state, read_record, redact, redact_overrides
 from localize.tracking.status import FAILED, FINISHED
 
 log = logging.getLogger(__name__)
 
-SEQUENCE_RECORD = "continual.json"
 RUNNING = "running"
 SERVES = ("last", "own")
 

@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install train test test-slow sync sweep report clean experiment-full-vs-peft experiment-full-vs-peft-cv experiment-lora-search experiment-continual bench
+.PHONY: install train test test-slow sync sweep report clean experiment-full-vs-peft experiment-full-vs-peft-cv experiment-lora-search experiment-continual experiment-audit experiment-active-learning bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ experiment-full-vs-peft-cv: install
 # Class-incremental ja NER, one sequence per continual strategy (experiments/continual/README.md).
 experiment-continual: install
 	bash experiments/continual/run.sh
+
+# Label audit of the embedded ja NER corpus, with 10% injected flips and as shipped (experiments/audit).
+experiment-audit: install
+	bash experiments/audit/run.sh
+
+# Simulated active learning on the ja NER pool: entropy vs margin vs random (experiments/active_learning).
+experiment-active-learning: install
+	$(BIN)/python experiments/active_learning/simulate.py --seeds 1 2 3
 
 # Offline Optuna search for LoRA (same space as the W&B sweep), then its best parameters on seeds 1-3.
 experiment-lora-search: install

@@ -5,6 +5,7 @@
     python -m localize.evaluate run=<run dir> data.path=my.conll    # any local file
     python -m localize.evaluate run=<run dir> ckpt_path=<run dir>/checkpoints/last.ckpt
     python -m localize.evaluate model=e5_small +locale=ja task=ner  # base model, head trained 0 steps
+    python -m localize.evaluate run=<run dir> +perturb=noise        # robustness: the drop per perturbation
 
 The evaluated run is rebuilt from ``conf/`` + its recorded overrides (``localize.runs.load_run``); the data
 comes from the composed config (task, ``+locale``, ``data.*``) through the normal datamodule and
@@ -31,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from localize.cli import cli
 from localize.config import CONF_DIR, job_overrides
 from localize.runs import RunInfo, load_run, read_run, same_weights
-from localize.data.errors import DataError
+from localize.data.errors import DataError, LabelsUnknownToModel
 from localize.data.sources import source_key
 from localize.tracking.callbacks import reset_peak_memory
 from localize.tracking.record import RECORD, atomic_write_json, build_record, write_test_predictions
@@ -92,8 +93,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         if info is None:
             raise
         # The reader's own fix (extend data.labels) does not apply: the model's label set is fixed.
-        raise DataError(f"{getattr(e, 'problem', e)}. The model of {info.run_dir} knows only {info.labels}. "
-                        f"Fix: evaluate it on data with that label set (data.path=<file>)") from None
+        problem = str(getattr(e, "problem", e))
+        raise LabelsUnknownToModel(f"{problem}. The model of {info.run_dir} knows only {info.labels}. "
+                                   f"Fix: evaluate it on data with that label set (data.path=<file>)", problem) from None
     if info is not None:
         module = load_run(info.run_dir, ckpt_path=cfg.get("ckpt_path"), extra_overrides=inference,
                           allow_degenerate=allow)
@@ -128,9 +130,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         labels=list(labels) if labels is not None else None,
         params=(info.record.get("params") if info else None) or module.param_counts,
     )
-    write_test_predictions(out_dir, module.test_predictions())
+    clean = module.test_predictions()
+    write_test_predictions(out_dir, clean)
+    if cfg.get("perturb") is not None:  # after the clean predictions are kept: each test pass replaces them
+        from localize.robustness import robustness
+
+        record["robustness"] = robustness(cfg, module, lambda: instantiate(cfg.trainer, callbacks=[], logger=False),
+                                          clean, metrics, datamodule.splits["test"])
     atomic_write_json(os.path.join(out_dir, RECORD), record)
     shown = {k: v for k, v in metrics.items() if k in ("test/f1", "test/f1_macro", "test/accuracy")}
+    for p in (record.get("robustness") or {}).get("perturbations", []):
+        print(f"[localize]   {p['operation']}: drop {p['drop']:+.4f} ({p.get('paired_vs_clean', {}).get('verdict', 'n/a')})"
+              if p["drop"] is not None else f"[localize]   {p['operation']}: n/a")
     print(f"[localize] {record['run_name']}: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items())
           + (f" (run recorded test/f1={record['run_metrics'].get('test/f1', float('nan')):.4f})"
              if info and "test/f1" in shown else ""))

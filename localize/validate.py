@@ -87,6 +87,8 @@ KNOBS: dict[str, Knob] = {
     "data.parts": Knob("int", 2, min=2, nullable=True, why="disjoint shares of train/dev (continual stages)"),
     "data.part": Knob("int", 0, nullable=True, why="the share kept (0 .. data.parts-1)"),
     "data.replay_size": Knob("float", 50, min=0, nullable=True, why="replayed examples: a count or a fraction"),
+    # The range (0, 1) and the split names: data.noise.check_noise.
+    "data.label_noise": Knob("float", 0.05, min=0, nullable=True, why="share of examples given a wrong label"),
     # ---- trainer (pytorch_lightning.Trainer)
     "trainer.max_epochs": Knob("int", 3, nullable=True, why="training epochs"),
     "trainer.max_steps": Knob("int", -1, min=-1, why="optimizer steps (-1: no limit)"),

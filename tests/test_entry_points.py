@@ -11,7 +11,7 @@ import pytest
 
 BIN = Path(sys.executable).parent
 SCRIPTS = ["localize-train", "localize-evaluate", "localize-predict", "localize-export", "localize-baselines",
-           "localize-report", "localize-sweep"]
+           "localize-report", "localize-sweep", "localize-continual", "localize-audit", "localize-select"]
 
 
 def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:

@@ -348,3 +348,26 @@ def test_no_secret_in_any_file_of_a_continual_sequence(tmp_path):
     assert any(p.suffix == ".wandb" for p in files) and (tmp_path / "continual.json") in files
     assert [str(p) for p in files for s in (secret, own) if s.encode() in p.read_bytes()] == []
     assert "+x.token=***" in (tmp_path / "continual.json").read_text()
+
+
+def test_no_secret_in_any_file_of_an_audit_or_a_selection(tmp_path):
+    """``localize.audit`` with a secret on its command line (it reaches every fold's training) and
+    ``localize.select`` with one: no file they write — fold runs, W&B, audit.json, selected.jsonl — holds it."""
+    secret = SECRETS["+x.token"]
+    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    audit = [sys.executable, "-m", "localize.audit", f"hydra.run.dir={tmp_path / 'audit'}", "+locale=ja", "task=ner",
+             *FAST[:2], "trainer.max_epochs=1", "+trainer.limit_train_batches=1", "+trainer.limit_val_batches=1",
+             "logger=default", "audit.folds=2", f"+x.token={secret}"]
+    done = subprocess.run(audit, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    pool = tmp_path / "pool.txt"
+    pool.write_text("東京都に住む山田太郎\nＡＢＣ株式会社\n", encoding="utf-8")
+    select = [sys.executable, "-m", "localize.select", f"hydra.run.dir={tmp_path / 'sel'}",
+              f"run={tmp_path / 'audit' / 'folds' / '0'}", f"pool={pool}", "n=1", f"+x.token={secret}"]
+    done = subprocess.run(select, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".wandb" for p in files) and (tmp_path / "audit" / "audit.json") in files
+    assert (tmp_path / "sel" / "selected.jsonl") in files
+    assert [str(p) for p in files if secret.encode() in p.read_bytes()] == []
+    assert "+x.token=***" in (tmp_path / "audit" / "audit.json").read_text()

@@ -183,7 +183,6 @@ class EWCCallback(L2SPCallback):
         return self.fisher.get(name, 0.0)
 
 
-_MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels")
 
 
 def fisher_diagonal(pl_module: pl.LightningModule, run_dir: str, batches: int) -> dict[str, torch.Tensor]:
@@ -205,8 +204,8 @@ def fisher_diagonal(pl_module: pl.LightningModule, run_dir: str, batches: int) -
         if seen >= batches:
             break
         pl_module.model.zero_grad(set_to_none=True)
-        inputs = {k: v.to(pl_module.device) for k, v in batch.items() if k in _MODEL_INPUTS}
-        pl_module.model(**inputs).loss.backward()
+        pl_module.training_loss({k: v.to(pl_module.device) if isinstance(v, torch.Tensor) else v
+                                 for k, v in batch.items()}).backward()
         for n, p in params.items():
             if p.grad is not None:
                 fisher[n] += p.grad.detach().float().pow(2)

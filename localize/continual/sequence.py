@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from localize.config import compose
 from localize.continual.matrix import cell, heatmap, transfer
-from localize.data.errors import DataError
+from localize.data.errors import LabelsUnknownToModel
 from localize.report.records import CONTINUAL_RECORD as SEQUENCE_RECORD  # the report finds sequences by it
 from localize.tracking.record import RECORD, atomic_write_json, git_state, read_record, redact, redact_overrides
 from localize.tracking.status import FAILED, FINISHED
@@ -184,11 +184,11 @@ class Sequence:
                 try:
                     rec_e = self._evaluate(os.path.join(self.out, "evals", f"after-{i}-on-{j}"),
                                            self.eval_overrides(j, run))
-                except DataError as e:
+                except LabelsUnknownToModel as e:
                     if j <= i:
                         raise
                     # A later stage's new labels (class-incremental NER): this model has no output for them.
-                    self.state.setdefault("not_measured", {})[f"{i},{j}"] = str(e).split(". The model")[0][:300]
+                    self.state.setdefault("not_measured", {})[f"{i},{j}"] = e.problem[:300]
                     continue
                 self.state["matrix"][i][j] = cell(rec_e, self.metric)
             self._write()

@@ -10,6 +10,7 @@ from localize.data.cls_readers import (CLS, DEFAULT_SPLIT_SIZES, class_weights, 
                                      label_names_from, truncate_text)
 from localize.data.datamodule import LocalizeDataModule, normalize
 from localize.data.errors import DataError, label_override
+from localize.data.noise import flip_class
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ class ClassificationDataModule(LocalizeDataModule):
     """
 
     task_name = "classification"
+    flip_label = staticmethod(flip_class)
 
     def __init__(
         self,
@@ -87,6 +89,19 @@ class ClassificationDataModule(LocalizeDataModule):
                 raise DataError(f"{source} [{name}]: labels {unknown} never occur in train. Fix: add training "
                                 f"examples, fix those rows, or {fix}: {label_override(every)}")
         return splits
+
+    def read_file(self, path: str) -> list[dict]:
+        """Every example of a local classification file (any form ``data.path`` reads), unsplit."""
+        data = CLS.read_local(path, text_field=self.text_field, label_field=self.label_field)
+        return [ex for exs in data.values() for ex in exs] if isinstance(data, dict) else list(data)
+
+    def check_examples(self, examples: list[dict], source: str) -> None:
+        """Examples from outside the reader (corrections, replay): a text and a label of this label set."""
+        known = set(self.label_names)
+        bad = sorted({str(ex.get("label")) for ex in examples if ex.get("label") not in known})
+        if bad or any(not isinstance(ex.get("text"), str) for ex in examples):
+            raise DataError(f"{source}: labels {bad} are not in the label set {sorted(known)} (or a text is missing). "
+                            f"Fix: use these labels, or {label_override(sorted(known) + bad)}")
 
     def _encode(self, example: dict[str, Any]) -> dict[str, Any]:
         text = truncate_text(normalize(example["text"], self.normalization), self.max_chars, self.truncation)

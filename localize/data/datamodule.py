@@ -18,10 +18,12 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from localize.data.collate import PadCollator
+from localize.data.digests import _code_digest, _examples_sha1, _plain, _tested, _tokenizer_digest
 from localize.data.errors import DataError
 from localize.data.sampler import LengthGroupedBatchSampler, padding_fraction
 from localize.data.folds import fold_ids
-from localize.data.stages import check_part, part_of, replay_sample
+from localize.data.shaping import shape_splits
+from localize.data.stages import check_part
 from localize.data.sources import split_examples
 from localize.models.backbones import load_tokenizer
 from localize.models.cache import cache_root, ensure_folder
@@ -41,50 +43,6 @@ def normalize(text: str, form: str | None) -> str:
 # Settings that change batching, not the encoded rows (caps and seed already shape the examples).
 _NOT_ENCODING = {"batch_size", "eval_batch_size", "num_workers", "group_by_length", "max_train_examples",
                  "max_eval_examples", "seed", "cache_tokenized", "data_info", "encoded", "path", "trainer"}
-
-
-def _plain(value: Any) -> bool:
-    try:
-        json.dumps(value)
-        return True
-    except TypeError:
-        return False
-
-
-def _tokenizer_digest(tokenizer: Any) -> str:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-@functools.lru_cache(maxsize=1)
-def _code_digest() -> str:
-    """The data package's source: a change in how examples are encoded invalidates the cache.
-    Read once per process: it describes the code that was imported, not later edits on disk."""
-    h = hashlib.sha256()
-    for f in sorted(pathlib.Path(__file__).parent.glob("*.py")):
-        h.update(f.read_bytes())
-    return h.hexdigest()
-
-
-def _example_sha1(ex: dict) -> str:
-    return hashlib.sha1(json.dumps(ex, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
-
-
-def _examples_sha1(examples: Sequence[dict]) -> str:
-    """Order-free hash of a set of examples: two runs with the same hash hold the same examples."""
-    h = hashlib.sha1()
-    for d in sorted(_example_sha1(ex) for ex in examples):
-        h.update(d.encode())
-    return h.hexdigest()
-
-
-def _tested(test: list[dict], pool_index: dict[int, int]) -> dict[str, Any]:
-    """``test_index``: the pool position of each test example, in test-split order (a prediction's
-    index in the test split maps to ``test_index[i]``); ``test_sha1``: :func:`_examples_sha1` of them."""
-    index = [pool_index.get(id(ex)) for ex in test]
-    return {"test_n": len(test), "test_index": index if None not in index else None,
-            "test_sha1": _examples_sha1(test)}
 
 
 class LocalizeDataModule(pl.LightningDataModule):
@@ -121,7 +79,23 @@ class LocalizeDataModule(pl.LightningDataModule):
             them from earlier stages' training splits) to mix into this run's training split.
         replay_size: how many of those examples (an int), or a fraction of them (< 1); drawn with
             ``seed``. None: all of them.
+        label_noise: give this share of the examples of ``label_noise_splits`` a wrong label
+            (``localize.data.noise``: seeded per example, the same in every fold); None: as given.
+        label_noise_splits: the splits it applies to.
+        train_ids: a file of ids (``localize.select``'s ``selected.jsonl``, or one per line): train on
+            those training examples only (``localize.data.pool.keep_ids``); None: all of them.
+        corrections: a file of corrected examples (``localize.predict`` output fixed by hand, or any
+            file ``data.path`` reads): each replaces the example with the same text wherever it is,
+            the others join the training split (``localize.data.shaping``).
+        augment: operations that add augmented copies of the training examples
+            (``localize.data.augment``); empty: none. ``augment_factor``: copies per example.
+        perturb: operations applied in place to the test split (robustness evaluation).
+
+    The order these settings apply in: ``localize.data.shaping``.
     """
+
+    # The task's label flip for data.label_noise (localize.data.noise); None: the task has no labels.
+    flip_label = None
 
     task_name = "task"
 
@@ -150,6 +124,13 @@ class LocalizeDataModule(pl.LightningDataModule):
         part: int | None = None,
         replay_from: Sequence[str] | None = None,
         replay_size: float | int | None = None,
+        label_noise: float | None = None,
+        label_noise_splits: Sequence[str] = ("train",),
+        train_ids: str | None = None,
+        augment: Sequence[str] | None = None,
+        augment_factor: int = 1,
+        corrections: str | None = None,
+        perturb: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("data.batch_size", batch_size), ("data.eval_batch_size", eval_batch_size),
@@ -175,6 +156,11 @@ class LocalizeDataModule(pl.LightningDataModule):
         self.cv_folds, self.cv_fold, self.cv_dev = cv_folds, cv_fold, cv_dev
         self.parts, self.part = (check_part(parts, part) if parts is not None or part is not None else (None, None))
         self.replay_from, self.replay_size = [str(p) for p in replay_from or []], replay_size
+        self.label_noise, self.label_noise_splits = label_noise, [str(s) for s in label_noise_splits or ()]
+        self.train_ids = train_ids
+        self.augment, self.augment_factor = [str(a) for a in augment or []], augment_factor
+        self.corrections = corrections
+        self.perturb = [str(p) for p in perturb or []]
         self._pool_index: dict[int, int] | None = None  # id(example) -> position in the pool (CV record)
         self._splits: dict[str, list[dict]] | None = None
         self._tokenizer = None
@@ -202,6 +188,14 @@ class LocalizeDataModule(pl.LightningDataModule):
 
     def check_examples(self, examples: list[dict], source: str) -> None:
         """Check examples that come from outside the task's own reader (replay); tasks override."""
+
+    def read_file(self, path: str) -> list[dict]:
+        """Every example of a local file of this task, unsplit (``data.corrections``); tasks override."""
+        raise DataError(f"data.corrections: {self.task_name} has no corrections reader. Fix: data.corrections=null")
+
+    def example_text(self, example: dict) -> str:
+        """The text an example is known by (corrections replace examples with the same text)."""
+        return str(example.get("text", ""))
 
     @property
     def known_labels(self) -> list[str] | None:
@@ -238,17 +232,7 @@ class LocalizeDataModule(pl.LightningDataModule):
                         f"the {name} split is empty ({self.data_info.get('source', self.path)}): "
                         f"give more data or change data.split_sizes"
                     )
-            caps = {"train": self.max_train_examples, "validation": self.max_eval_examples,
-                    "test": self.max_eval_examples}
-            if self.parts is not None:  # before the caps: a capped stage keeps its own share
-                splits.update({k: part_of(splits[k], self.parts, self.part, self.seed)
-                               for k in ("train", "validation")})
-            splits = {k: v[: caps[k]] if caps.get(k) else v for k, v in splits.items()}
-            if self.replay_from:  # after the cap: the cap limits the run's own data, not the replay
-                replayed = replay_sample(self.replay_from, self.replay_size, self.seed)
-                self.check_examples(replayed, "data.replay_from")
-                splits["train"] = splits["train"] + replayed
-                self.data_info["replay"] = {"from": list(self.replay_from), "size": len(replayed)}
+            splits = shape_splits(self, splits)
             self._splits = splits
             self.data_info["sizes"] = {k: len(v) for k, v in splits.items()}
             if "cv" in self.data_info:  # after the caps: the examples this run really tests

@@ -9,6 +9,15 @@ class DataError(ValueError):
     """Raised when input data or its configuration is invalid; the message names the file and the fix."""
 
 
+class LabelsUnknownToModel(DataError):
+    """Evaluation data with labels a trained model has no output for; ``problem`` is what the data holds
+    (without the fix), e.g. for a continual sequence to record why a cell was not measured."""
+
+    def __init__(self, message: str, problem: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
 def label_override(labels: Sequence[str]) -> str:
     """``data.labels=[O,B-LOC,I-LOC]`` as typed on a command line (the fix of a label-set error; quote it
     for the shell)."""

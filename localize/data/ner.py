@@ -10,6 +10,7 @@ from localize.data.alignment import align_words
 from localize.data.datamodule import LocalizeDataModule, normalize
 from localize.data.entities import entity_spans
 from localize.data.ner_formats import check_format
+from localize.data.noise import flip_entity_type
 from localize.data.errors import DataError
 from localize.data.ner_readers import NER, label_list_from, label_override, map_labels, validate_tags
 from localize.data.segment import segmenter_for
@@ -29,6 +30,14 @@ def _keep_types(splits: dict[str, list[dict]], types: Sequence[str], source: str
     for exs in out.values():
         map_labels(exs, {t: None for t in present if t not in types})
     return out
+
+
+def _offsets(words: Sequence[str], sep: str) -> list[tuple[int, int]]:
+    spans, at = [], 0
+    for w in words:
+        spans.append((at, at + len(w)))
+        at += len(w) + len(sep)
+    return spans
 
 
 def _union(first: Sequence[str], then: Sequence[str]) -> list[str]:
@@ -59,6 +68,7 @@ class NerDataModule(LocalizeDataModule):
     """
 
     task_name = "ner"
+    flip_label = staticmethod(flip_entity_type)
 
     def __init__(
         self,
@@ -155,19 +165,36 @@ class NerDataModule(LocalizeDataModule):
             "word_labels": [label2id[t] for t in example["tags"]],
         }
 
-    def encode_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
-        """Raw text cut into words by the locale's segmenter, each word normalised and aligned as
-        in training; ``spans`` keep the words' offsets into the original text."""
+    def encode_texts(self, texts: Sequence[str], words: Sequence[Sequence[str]] | None = None) -> list[dict[str, Any]]:
+        """Raw text cut into words by the locale's segmenter (or, with ``words``, the texts' own
+        words: a pool of corpus sentences), each word normalised and aligned as in training; ``spans``
+        keep the words' offsets into the original text."""
         name, segment = segmenter_for(self.locale, self.segmenter)
+        given = words
+        if given is not None:
+            name, texts = "given", [self.join_words(w) for w in given]
         rows = []
-        for text in texts:
-            spans = segment(text)
+        for k, text in enumerate(texts):
+            spans = segment(text) if given is None else _offsets(given[k], " " if self.space_separated else "")
             words = [normalize(text[s:e], self.normalization) for s, e in spans] or [""]
             enc = align_words(words, None, self.tokenizer, {}, space_separated=self.space_separated,
                               max_length=self.max_length)
             rows.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
                          "word_index": enc["word_index"], "spans": spans, "segmenter": name})
         return rows
+
+    def read_file(self, path: str) -> list[dict]:
+        """Every example of a local NER file (any format ``data.path`` reads), unsplit."""
+        data = NER.read_local(path, char_level=self.char_level, sep=self.sep, token_col=self.token_col,
+                              tag_col=self.tag_col, format=self.format)
+        return [ex for exs in data.values() for ex in exs] if isinstance(data, dict) else list(data)
+
+    def example_text(self, example: dict) -> str:
+        return self.join_words(example["tokens"])
+
+    def join_words(self, words: Sequence[str]) -> str:
+        """A sentence's words as one text (spaces only where the locale writes them)."""
+        return (" " if self.space_separated else "").join(words)
 
     def decode_outputs(self, texts: Sequence[str], rows: Sequence[dict[str, Any]],
                        outputs: Sequence[Any]) -> list[dict[str, Any]]:

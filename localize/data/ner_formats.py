@@ -3,6 +3,9 @@
 ==============  =============================================================================
 format          shape (character offsets, end exclusive)
 ==============  =============================================================================
+predictions     ``localize.predict`` output, corrected by hand: ``{"text", "tokens": [{"start", "end", ...}],
+                "entities": [{"start", "end", "label"}]}`` — the words are the predicted ``tokens``
+                (cut further where a corrected entity starts or ends inside one)
 conll           ``.conll/.iob/.txt/.tsv``: one token per line, tag in the last column
 spans           ``{"text", "entities"|"spans"|"label": [[s, e, L] | {"start", "end", "label"}]}``
 doccano         ``{"text", "label": [[s, e, L], ...]}`` (or ``entities: [{start_offset, end_offset, label}]``)
@@ -33,8 +36,9 @@ from localize.data.ner_readers import NER, _err, _existing, _json_records, _span
 
 log = logging.getLogger(__name__)
 
-# text, raw spans for spans_to_example, the example's id (None: "<file>:<line>").
-Record = tuple[str, list, Any]
+# text, raw spans for spans_to_example, the example's id (None: "<file>:<line>"), and optionally the
+# record's own word offsets (predictions).
+Record = tuple
 _SPAN_KEYS = ("entities", "spans", "label")
 
 
@@ -95,7 +99,8 @@ def _empty_label(raw: Any) -> bool:
 
 
 def spans_to_example(path: str | Path, line: int | None, text: str, raw: Sequence[Any],
-                     char_level: bool = False, rec_id: Any = None) -> dict:
+                     char_level: bool = False, rec_id: Any = None,
+                     words: Sequence[tuple[int, int]] | None = None) -> dict:
     """One text and its character spans as a word- (or character-) level IOB2 example.
 
     The one span -> IOB2 conversion: span JSON (``read_span_json``), every record format here and brat
@@ -108,6 +113,8 @@ def spans_to_example(path: str | Path, line: int | None, text: str, raw: Sequenc
         char_level: every non-space character is a token; False: whitespace-separated words,
             each tagged with the first entity it overlaps.
         rec_id: the example's ``id`` (default ``"<file>:<line>"``).
+        words: the record's own word offsets (``char_level`` is then not used); a word an entity
+            starts or ends inside is cut there.
 
     Raises:
         DataError: an unreadable span, offsets empty/reversed/outside the text, or overlapping spans.
@@ -135,8 +142,11 @@ def spans_to_example(path: str | Path, line: int | None, text: str, raw: Sequenc
     owner = [-1] * len(text)
     for k, (s, e, _) in enumerate(spans):
         owner[s:e] = [k] * (e - s)
-    units = ([(m.start(), m.end()) for m in re.finditer(r"\S", text)] if char_level
-             else [(m.start(), m.end()) for m in re.finditer(r"\S+", text)])
+    if words is not None:
+        units = _cut(words, {c for s, e, _ in spans for c in (s, e)}, text)
+    else:
+        units = ([(m.start(), m.end()) for m in re.finditer(r"\S", text)] if char_level
+                 else [(m.start(), m.end()) for m in re.finditer(r"\S+", text)])
     tokens, tags, prev = [], [], -1
     for s, e in units:
         k = next((owner[c] for c in range(s, e) if owner[c] >= 0), -1)
@@ -144,6 +154,15 @@ def spans_to_example(path: str | Path, line: int | None, text: str, raw: Sequenc
         tags.append("O" if k < 0 else ("I-" if k == prev else "B-") + spans[k][2])
         prev = k
     return {"id": str(rec_id if rec_id is not None else f"{path.name}:{line}"), "tokens": tokens, "tags": tags}
+
+
+def _cut(words: Sequence[tuple[int, int]], cuts: set[int], text: str) -> list[tuple[int, int]]:
+    """Word offsets cut at every entity boundary that falls inside a word (blank pieces dropped)."""
+    out = []
+    for s, e in words:
+        points = [s, *sorted(c for c in cuts if s < c < e), e]
+        out += [(a, b) for a, b in zip(points, points[1:]) if text[a:b].strip()]
+    return out
 
 
 # ---- helpers shared by the extractors ---------------------------------------------------------------
@@ -175,6 +194,33 @@ def _same_text(path: Path, line: int, text: str, s: Any, e: Any, label: Any, wri
 
 
 # ---- JSON record formats ----------------------------------------------------------------------------
+_PRED_FIX = ('keep each token as localize.predict wrote it ({"text", "start", "end", "tag"}), or delete "tokens" '
+             'to read the record as plain spans')
+
+
+def _predictions(rec: Mapping, path: Path, line: int) -> Record:
+    text = _text(rec.get("text"), path, line, "text")
+    words = []
+    for tok in rec.get("tokens") or []:
+        s, e = (tok.get("start"), tok.get("end")) if isinstance(tok, Mapping) else (None, None)
+        if not (isinstance(s, int) and isinstance(e, int) and not isinstance(s, bool) and 0 <= s < e <= len(text)):
+            raise _err(path, line, f"token {tok!r} has no valid start/end in the text (length {len(text)})", _PRED_FIX)
+        words.append((s, e))
+    spans = []
+    for ent in rec.get("entities") or []:
+        if not isinstance(ent, Mapping) or not {"start", "end", "label"} <= set(ent):
+            raise _err(path, line, f"cannot read entity {ent!r}", 'write each entity as {"start": s, "end": e, '
+                       '"label": L} (its "text" is checked against the offsets when given)')
+        _same_text(path, line, text, ent["start"], ent["end"], ent["label"], ent.get("text"))
+        spans.append({"start": ent["start"], "end": ent["end"], "label": ent["label"]})
+    return text, spans, rec.get("id"), words
+
+
+def _is_predictions(rec: Mapping) -> bool:
+    first = _first_item(rec, "tokens")
+    return "text" in rec and isinstance(first, Mapping) and "start" in first and "entities" in rec
+
+
 def _spans(rec: Mapping, path: Path, line: int) -> Record:
     raw = next((rec[k] for k in _SPAN_KEYS if k in rec), [])
     return _text(rec.get("text"), path, line, "text"), list(raw or []), rec.get("id")
@@ -256,6 +302,8 @@ def _is_entities(rec: Mapping) -> bool:
 
 # In detection order, most specific first: an entities or doccano record also looks like generic spans.
 RECORD_FORMATS: dict[str, RecordFormat] = {f.name: f for f in (
+    RecordFormat("predictions", '{"text", "tokens": [{"start", "end"}], "entities": [{"start", "end", "label"}]} '
+                 '(localize.predict output)', _is_predictions, _predictions),
     RecordFormat("label_studio", '[{"data": {"text"}, "annotations": [{"result": [{"value": {start, end, '
                  'labels: [L]}}]}]}]', _is_label_studio, _label_studio),
     RecordFormat("entities", '{"text", "entities": [{"name", "span": [s, e], "type"}]}', _is_entities, _entities),
@@ -336,8 +384,8 @@ def read_annotations(path: str | Path, char_level: bool = False, format: str | N
             continue
         several += name == "label_studio" and sum(not a.get("was_cancelled") for a in rec.get("annotations") or []
                                                   if isinstance(a, Mapping)) > 1
-        text, raw, rec_id = got
-        examples.append(spans_to_example(path, line, text, raw, char_level, rec_id))
+        text, raw, rec_id, *words = got
+        examples.append(spans_to_example(path, line, text, raw, char_level, rec_id, words[0] if words else None))
     log.info("%s: read %d records as %s (%s)", path, len(examples), name,
              "data.format" if forced else "told from their shape; data.format= forces one")
     if skipped:

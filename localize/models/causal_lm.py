@@ -143,8 +143,11 @@ class TranslationLitModule(LocalizeLitModule):
         # The loss comes out of the HF/peft forward: AdaLoRA adds its orthogonal regulariser there.
         return self(**inputs).loss
 
+    def training_loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self._loss(batch)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
+        loss = self.training_loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 

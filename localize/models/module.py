@@ -154,6 +154,19 @@ class LocalizeLitModule(pl.LightningModule):
         """Non-scalar results for the run record (e.g. a confusion matrix); tasks override."""
         return {}
 
+    def training_loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The loss ``training_step`` minimises on ``batch`` (no logging): what callbacks that need an
+        extra forward pass (FGM, EWC's Fisher) compute. Tasks override."""
+        raise NotImplementedError
+
+    def label_probabilities(self, batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+        """Per row of a labelled batch: ``index`` (the example's position in its split), ``labels``
+        (the given label ids; None for unlabelled text) and ``probs`` (the model's probabilities) — what
+        a label audit (``localize.audit``, cleanlab) and active learning (``localize.select``) read.
+        Labelled tasks override."""
+        raise NotImplementedError(f"{type(self).__name__} has no label probabilities: a label audit needs a "
+                                  f"labelled task (task=ner or task=classification)")
+
     def test_predictions(self) -> TestPredictions | None:
         """The last test pass's per-example outcomes (tasks set ``_test_predictions`` at the end of
         their test epoch); the run record's ``metrics_ci`` and ``test_predictions.jsonl`` come from them."""

@@ -55,8 +55,11 @@ class SequenceClassificationLitModule(LocalizeLitModule):
         weighted = F.cross_entropy(out.logits, batch["labels"], weight=self.class_weights)
         return out, weighted + (out.loss - plain)
 
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self._loss(batch)[1]
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        _, loss = self._loss(batch)
+        loss = self.training_loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 
@@ -110,6 +113,12 @@ class SequenceClassificationLitModule(LocalizeLitModule):
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int = 0) -> torch.Tensor:
         """Class probabilities per text; ``ClassificationDataModule.decode_outputs`` reads them."""
         return predict_probabilities(self.model, batch)
+
+    def label_probabilities(self, batch: dict[str, torch.Tensor]) -> list[dict]:
+        probs = predict_probabilities(self.model, batch)
+        index = batch["index"].tolist() if "index" in batch else range(len(probs))
+        given = batch["labels"].tolist() if "labels" in batch else [None] * len(probs)
+        return [{"index": int(i), "labels": y, "probs": p.numpy()} for i, y, p in zip(index, given, probs)]
 
 
 def predict_probabilities(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -37,9 +37,12 @@ class TokenClassificationLitModule(LocalizeLitModule):
         self.val_f1_best = MaxMetric()
         self.score_map: torch.Tensor | None = None
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         # The loss comes out of the HF/peft forward: AdaLoRA adds its orthogonal regulariser there.
-        loss = self(**{k: batch[k] for k in MODEL_INPUTS}).loss
+        return self(**{k: batch[k] for k in MODEL_INPUTS}).loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.training_loss(batch)
         n_tokens = int(batch["attention_mask"].sum())
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         self.log("train/tokens", float(n_tokens), reduce_fx="sum", on_step=False, on_epoch=True)
@@ -91,6 +94,31 @@ class TokenClassificationLitModule(LocalizeLitModule):
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int = 0) -> torch.Tensor:
         """Tag id per word (-100 past ``max_length``); ``NerDataModule.decode_outputs`` reads it."""
         return predict_word_tags(self.model, batch, self.b_to_i, self.decode, self.transitions)
+
+    def label_probabilities(self, batch: dict[str, torch.Tensor]) -> list[dict]:
+        """Per sentence, the words the model reads (``words``: their positions; truncated ones are
+        left out) with their given tag ids and the predicted tag distribution of each word's token.
+        A word sharing its token with the previous word gets that token's B-X mass as I-X, as in
+        decoding (one token cannot start two entities)."""
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        probs = logits.float().softmax(-1).cpu()
+        word_index = batch["word_index"].cpu()
+        # Unlabelled text (active learning): every word the model reads, no given tags.
+        word_labels = batch["word_labels"].cpu() if "word_labels" in batch else torch.zeros_like(word_index)
+        b_to_i = self.b_to_i.cpu()
+        rows = []
+        for r, i in enumerate(batch["index"].tolist() if "index" in batch else range(len(word_index))):
+            keep = (word_index[r] >= 0) & (word_labels[r] >= 0)
+            tok = word_index[r][keep]
+            p = probs[r, tok]
+            shared = torch.zeros(len(tok), dtype=torch.bool)
+            shared[1:] = tok[1:] == tok[:-1]
+            if shared.any():
+                p[shared] = torch.zeros_like(p[shared]).index_add_(1, b_to_i, p[shared])
+            rows.append({"index": i, "labels": word_labels[r][keep].numpy() if "word_labels" in batch else None,
+                         "probs": p.numpy(),
+                         "words": keep.nonzero().flatten().tolist()})
+        return rows
 
 
 def score_map(label_names: Sequence[str], types: Sequence[str]) -> torch.Tensor:

@@ -67,7 +67,7 @@ def write_report(folder: str, out_dir: str | None = None, metric: str | None = N
                          f"available: {', '.join(found) or 'none'}. Fix: --metric {found[0] if found else 'test/f1'}")
     # Evaluations and debug runs get their own sections; only training runs and baselines are compared.
     kinds = kind_of(df)
-    evals, debug = df[kinds == "evaluate"], df[kinds == "debug"]
+    evals, debug, noisy = df[kinds == "evaluate"], df[kinds == "debug"], df[kinds == "label_noise"]
     df = df[kinds == "compared"] if len(df) else df
     # Folds of a CV group are pooled in their own table (localize.report.cv), not averaged as seeds.
     folds = is_cv(df)
@@ -79,7 +79,7 @@ def write_report(folder: str, out_dir: str | None = None, metric: str | None = N
     sequences = summarize_sequences(folder)  # continual sequences: their own section, never averaged with runs
     md = write_text(os.path.join(out_dir, "comparison.md"), to_markdown(summary, skipped, df) + cv_markdown(cv)
                     + "\n".join(tests_markdown(tests, reference)) + "\n" + continual_markdown(sequences)
-                    + other_records_markdown(evals, debug, metric))
+                    + other_records_markdown(evals, debug, metric, noisy))
     if len(sequences):
         write_csv(os.path.join(out_dir, "continual.csv"), sequences)
     tests_csv = write_csv(os.path.join(out_dir, "paired_tests.csv"), tests)

@@ -95,6 +95,8 @@ def record_to_row(record: dict[str, Any], run_dir: str | None = None, source: st
                tags=",".join(record.get("tags") or []))
     cv = (record.get("data") or {}).get("cv") or {}  # folds of one CV group: localize.report.cv pools them
     row.update(cv_group=record.get("cv_group"), cv_folds=cv.get("folds"), cv_fold=cv.get("fold"))
+    # Trained on labels flipped on purpose (data.label_noise, e.g. an audit's folds): not the method's score.
+    row["label_noise"] = ((record.get("data") or {}).get("label_noise") or {}).get("fraction")
     return row
 
 
@@ -102,13 +104,15 @@ COMPARED_JOBS = ("train", "baseline")
 
 
 def kind_of(df: pd.DataFrame) -> pd.Series:
-    """Per row of :func:`collect`: ``compared`` (training runs and baselines), ``evaluate`` or ``debug``."""
+    """Per row of :func:`collect`: ``compared`` (training runs and baselines), ``evaluate``, ``debug`` or
+    ``label_noise`` (trained on injected label flips)."""
     if not len(df):
         return pd.Series(dtype=str)
     jobs = df["job_type"] if "job_type" in df else pd.Series("train", index=df.index)
     debug = df["debug"].fillna(False).astype(bool) if "debug" in df else pd.Series(False, index=df.index)
-    return pd.Series(["debug" if d else ("compared" if j in COMPARED_JOBS else str(j)) for j, d in zip(jobs, debug)],
-                     index=df.index)
+    noise = df["label_noise"].notna() if "label_noise" in df else pd.Series(False, index=df.index)
+    return pd.Series(["debug" if d else "label_noise" if n else ("compared" if j in COMPARED_JOBS else str(j))
+                      for j, d, n in zip(jobs, debug, noise)], index=df.index)
 
 
 def collect(folder: str, wandb_project: str | None = None) -> pd.DataFrame:

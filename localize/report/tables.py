@@ -101,9 +101,11 @@ def to_markdown(summary: pd.DataFrame, skipped: int = 0, runs: pd.DataFrame | No
     return "\n".join(lines + notes + (_run_table(runs) if runs is not None and len(runs) else [])) + "\n"
 
 
-def other_records_markdown(evals: pd.DataFrame, debug: pd.DataFrame, metric: str | None = None) -> str:
+def other_records_markdown(evals: pd.DataFrame, debug: pd.DataFrame, metric: str | None = None,
+                           noisy: pd.DataFrame | None = None) -> str:
     """Sections for records that are not compared with the training runs: evaluations of a trained run
-    (``localize.evaluate``: which run, on which data, with its CI) and debug runs (listed only)."""
+    (``localize.evaluate``: which run, on which data, with its CI), debug runs and runs trained on injected
+    label noise (listed only)."""
     lines = []
     if len(evals):
         lines += ["", "## Evaluations", "", "Trained runs scored again (`localize.evaluate`), e.g. on another "
@@ -119,6 +121,10 @@ def other_records_markdown(evals: pd.DataFrame, debug: pd.DataFrame, metric: str
     if len(debug):
         lines += ["", "## Debug runs", "", f"{len(debug)} run(s) with trainer.fast_dev_run (a few batches, no real "
                   "scores) are left out of every table: " + ", ".join(sorted(str(x) for x in debug["run_dir"]))]
+    if noisy is not None and len(noisy):
+        lines += ["", "## Runs on injected label noise", "", f"{len(noisy)} run(s) trained with data.label_noise "
+                  "(labels flipped on purpose, e.g. the folds of a localize.audit check) are left out of every "
+                  "table: " + ", ".join(sorted(str(x) for x in noisy["run_dir"]))]
     return "\n".join(lines) + ("\n" if lines else "")
 
 

@@ -1,7 +1,7 @@
 """Simulated active learning on the embedded Japanese NER corpus (issue 17, item 3).
 
-The pool is the 400-sentence training split (400/50/50, data seed 42); its labels are revealed only when a
-sentence is selected. Every strategy starts from one shared, seeded set of 100 sentences and its model; each
+The pool is the 400-sentence training split (400/50/50, drawn by the seed); its labels are revealed only when
+a sentence is selected. Every strategy starts from one shared, seeded set of 100 sentences and its model; each
 round the last model ranks the unlabelled rest (``localize.select.rank_pool``: the same code as
 ``python -m localize.select``), the top 100 are labelled, and a new model is trained from scratch on all
 labelled sentences (``data.train_ids=``). The 400 point (all of the pool) is shared. Every training run
@@ -98,9 +98,10 @@ def table(out: Path, acquisitions: list[str]) -> str:
             return [out / f"s{s}" / f"shared-{size}" for s in seeds]
         return [out / f"s{s}" / acq / str(size) / "run" for s in seeds]
 
-    lines = [f"Seeds: {seeds}. Test: the shared 50-sentence test split; F1 = strict span F1 (seqeval), mean over "
-             f"seeds, 95% CI: two-level bootstrap over seeds and sentences. Paired: bootstrap of the difference "
-             f"against random at the same size, same seeds, same test sentences.", "",
+    lines = [f"Seeds: {seeds} (a seed draws the 400/50/50 split, the seed set and the model's initialisation). "
+             f"Test: the seed's 50 test sentences, the same for every acquisition; F1 = strict span F1 (seqeval), "
+             f"mean over seeds, 95% CI: two-level bootstrap over seeds and sentences. Paired: bootstrap of the "
+             f"difference against random at the same size, same seeds, same test sentences.", "",
              "| labelled sentences | " + " | ".join(acquisitions) + " | " + " | ".join(
                  f"{a} − random (p)" for a in acquisitions if a != "random") + " |",
              "|---" * (1 + len(acquisitions) + sum(a != "random" for a in acquisitions)) + "|"]

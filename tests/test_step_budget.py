@@ -44,3 +44,12 @@ def test_a_step_budget_flows_through_the_schedule_and_adalora(tmp_path, adapter)
     assert Probe.seen["estimated"] == 7 and Probe.seen["steps"] == 7
     assert Probe.seen["last_lr"] == pytest.approx(0.0, abs=1e-12)  # linear decay ends at step 7, not 3 or 10
     assert Probe.seen["adalora_total"] == (7 if adapter == "adalora" else None)
+
+
+def test_a_budget_that_ends_inside_the_first_epoch_finishes(tmp_path):
+    """Early stopping is checked when a dev pass ends: a budget of 2 steps in a 3-batch epoch ends before
+    any dev pass, which an end-of-epoch check turned into Lightning's RuntimeError (missing val/f1)."""
+    from localize.train import train
+
+    rec = train(compose_cfg(STEPS_FAST + NER + ["trainer.max_steps=2"], tmp_path / "run"))
+    assert rec["status"] == "finished" and rec["perf"]["epochs"] == 1

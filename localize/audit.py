@@ -70,7 +70,8 @@ def out_of_fold(fold_dir: str, fold: int) -> tuple[list[dict], list[str], dict[s
     with torch.no_grad():
         for batch in dm.test_dataloader():
             for row in module.label_probabilities(batch):
-                rows.append({**row, "example": test[row["index"]], "fold": fold})
+                ex = test[row["index"]]
+                rows.append({**row, "example": ex, "text": dm.example_text(ex), "fold": fold})
     return rows, list(module.label_names), dm.data_info
 
 
@@ -105,9 +106,6 @@ def token_issues(rows: list[dict], labels: list[str], score: str = "softmin") ->
     tags' self-confidence (:func:`sentence_scores`)."""
     from cleanlab.token_classification.filter import find_label_issues
 
-    if score not in SENTENCE_SCORES:
-        raise ValueError(f"audit.sentence_score={score!r} is not one of {list(SENTENCE_SCORES)}. "
-                         f"Fix: audit.sentence_score=softmin")
     given = [np.asarray(r["labels"], dtype=int) for r in rows]
     probs = [np.asarray(r["probs"], dtype=float) for r in rows]
     flagged: dict[int, set[int]] = {}
@@ -121,7 +119,7 @@ def token_issues(rows: list[dict], labels: list[str], score: str = "softmin") ->
                   "score": round(float(token_scores[i].iloc[j]), 4)}
                  for j, (w, g, s) in enumerate(zip(r["words"], given[i], suggested))
                  if j in flagged.get(i, ()) or g != s]
-        out.append({"id": ex.get("id"), "fold": r["fold"], "text": _join(ex["tokens"], r.get("space_separated")),
+        out.append({"id": ex.get("id"), "fold": r["fold"], "text": r["text"],
                     "tokens": ex["tokens"], "given": [labels[g] for g in given[i]],
                     "suggested": [labels[s] for s in suggested], "score": float(scores[i]),
                     "flagged": i in flagged, "words": words})
@@ -137,7 +135,7 @@ def example_issues(rows: list[dict], labels: list[str], score: str = "self_confi
     probs = np.stack([np.asarray(r["probs"], dtype=float) for r in rows])
     flagged = set(np.flatnonzero(find_label_issues(given, probs)).tolist())
     scores = get_label_quality_scores(given, probs)
-    return [{"id": r["example"].get("id"), "fold": r["fold"], "text": r["example"]["text"],
+    return [{"id": r["example"].get("id"), "fold": r["fold"], "text": r["text"],
              "given": labels[given[i]], "suggested": labels[int(probs[i].argmax())],
              "probability_given": round(float(probs[i, given[i]]), 4), "score": float(scores[i]),
              "flagged": i in flagged} for i, r in enumerate(rows)]
@@ -147,10 +145,6 @@ FINDERS: dict[str, Callable[..., list[dict]]] = {
     "token_classification": token_issues, "sequence_classification": example_issues}
 # The rankings an audit with injected flips compares, per kind of label (the first: the default).
 RANKINGS = {"token_classification": SENTENCE_SCORES, "sequence_classification": ("self_confidence",)}
-
-
-def _join(tokens: list[str], space_separated: bool | None) -> str:
-    return (" " if space_separated else "").join(tokens)
 
 
 def rank(issues: list[dict]) -> list[dict]:
@@ -219,8 +213,6 @@ def audit(cfg: DictConfig) -> dict[str, Any]:
             raise DataError(f"fold {i} has label set {fold_labels}, fold 0 {labels}: the folds of one corpus share "
                             f"one. Fix: give data.labels=[...] explicitly")
         labels = fold_labels
-        for r in fold_rows:
-            r["space_separated"] = info.get("space_separated")
         rows += fold_rows
         noise += [n for n in (info.get("label_noise") or {}).get("examples", []) if n["split"] == "test"]
         folds.append({"fold": i, "run_dir": fold_dir, "status": rec.get("status"), "examples": len(fold_rows),
@@ -247,7 +239,8 @@ def audit(cfg: DictConfig) -> dict[str, Any]:
         record["injected"] = noise_recovery(ranked, flipped)
         # Every ranking on the same out-of-fold probabilities: which one finds the flips (no retraining).
         record["injected"]["by_ranking"] = {
-            m: {key: v for key, v in noise_recovery(rank(FINDERS[head](rows, labels, m)), flipped).items()
+            m: {key: v for key, v in noise_recovery(ranked if m == score else rank(FINDERS[head](rows, labels, m)),
+                                                    flipped).items()
                 if key in ("precision_at_k", "precision_at_k_ci")} for m in RANKINGS[head]}
     atomic_write_json(os.path.join(out, AUDIT_RECORD), record)
     _print_summary(record, out)

@@ -78,30 +78,33 @@ def k_center(emb: np.ndarray, n: int, seed: int) -> list[int]:
     return picked
 
 
+def label_probs(module: Any, batch: dict[str, Any]) -> list[np.ndarray]:
+    """Per row of a batch: the label probabilities (``(labels,)`` or ``(words, labels)``)."""
+    return [out["probs"] for out in module.label_probabilities(batch)]
+
+
+def pooled_states(module: Any, batch: dict[str, Any]) -> list[np.ndarray]:
+    """Per row of a batch: the mean-pooled last hidden state."""
+    hidden = module.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                          output_hidden_states=True).hidden_states[-1].float()
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    return list(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy())
+
+
 def model_outputs(module: Any, rows: list[dict], collate: Callable, batch_size: int,
-                  embeddings: bool = False) -> tuple[list[np.ndarray], np.ndarray | None]:
-    """Per row: the label probabilities (``module.label_probabilities``); with ``embeddings`` also the
-    mean-pooled last hidden state of each row."""
+                  per_batch: Callable[[Any, dict[str, Any]], list[Any]]) -> list[Any]:
+    """``per_batch(module, batch)`` (:func:`label_probs` or :func:`pooled_states`) for every row, in row order."""
     import torch
 
-    probs: list[Any] = [None] * len(rows)
-    emb: list[Any] = [None] * len(rows)
+    out: list[Any] = [None] * len(rows)
     order = sorted(range(len(rows)), key=lambda i: (len(rows[i]["input_ids"]), i))  # less padding
     module.eval()
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
-            batch = collate([rows[i] for i in chunk])
-            for i, out in zip(chunk, module.label_probabilities(batch)):
-                probs[i] = out["probs"]
-            if embeddings:
-                hidden = module.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                      output_hidden_states=True).hidden_states[-1].float()
-                mask = batch["attention_mask"].unsqueeze(-1).float()
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-                for i, e in zip(chunk, pooled.cpu().numpy()):
-                    emb[i] = e
-    return probs, (np.stack(emb) if embeddings else None)
+            for i, value in zip(chunk, per_batch(module, collate([rows[i] for i in chunk]))):
+                out[i] = value
+    return out
 
 
 def check_acquisition(strategy: str, aggregate: str) -> None:
@@ -121,12 +124,11 @@ def rank_pool(module: Any, datamodule: Any, pool: list[dict], strategy: str, see
         order = list(range(len(pool)))
         random.Random(f"{seed}/select").shuffle(order)
         return [(i, 0.0) for i in order]
-    rows = encode_pool(datamodule, pool)
-    probs, emb = model_outputs(module, rows, datamodule._collator(), batch_size, embeddings=strategy == "diverse")
+    rows, collate = encode_pool(datamodule, pool), datamodule._collator()
     if strategy == "diverse":
-        order = k_center(emb, len(pool), seed)
+        order = k_center(np.stack(model_outputs(module, rows, collate, batch_size, pooled_states)), len(pool), seed)
         return [(i, float(k)) for k, i in enumerate(order)]  # score: the pick's position
-    scores = uncertainty_scores(probs, strategy, aggregate)
+    scores = uncertainty_scores(model_outputs(module, rows, collate, batch_size, label_probs), strategy, aggregate)
     return sorted(((i, float(s)) for i, s in enumerate(scores)), key=lambda t: (-t[1], t[0]))
 
 

@@ -105,7 +105,7 @@ def test_wrong_class_labels_rank_first():
     wrong = rng.choice(200, size=15, replace=False)
     given[wrong] = (given[wrong] + 1) % 3
     probs = _confident(list(given), list(truth), 3, rng)
-    rows = [{"labels": int(g), "probs": p, "fold": 0, "example": {"id": f"d{i}", "text": f"text {i}"}}
+    rows = [{"labels": int(g), "probs": p, "fold": 0, "example": {"id": f"d{i}", "text": f"text {i}"}, "text": f"text {i}"}
             for i, (g, p) in enumerate(zip(given, probs))]
     ranked = rank(example_issues(rows, ["neg", "neu", "pos"]))
     assert {x["id"] for x in ranked[:15]} == {f"d{i}" for i in wrong}
@@ -127,7 +127,7 @@ def test_a_wrong_entity_type_ranks_its_sentence_first_and_names_the_word():
             given[3] = 3  # B-ORG where the model (and the truth) says B-LOC
         tokens = ["Ann", "Lee", "in", "Oslo"] if i % 2 == 0 else ["Acme", "Inc", "in", "Oslo", "West"]
         rows.append({"labels": np.array(given), "probs": _confident(given, truth, len(labels), rng),
-                     "words": list(range(len(truth))), "fold": i % 2, "space_separated": True,
+                     "words": list(range(len(truth))), "fold": i % 2, "text": " ".join(tokens),
                      "example": {"id": f"s{i}", "tokens": tokens, "tags": []}})
     ranked = rank(token_issues(rows, labels))
     assert {x["id"] for x in ranked[:2]} == {"s7", "s23"} and ranked[0]["flagged"]
@@ -160,6 +160,7 @@ def test_an_audit_ranks_every_example_once_and_finds_the_injected_flips_recorded
     assert len(lines) == rec["examples"] == 500 and len({x["id"] for x in lines}) == 500
     assert [x["rank"] for x in lines] == list(range(1, 501))
     assert [x["score"] for x in lines] == sorted(x["score"] for x in lines)
+    assert all(x["text"] == "".join(x["tokens"]) for x in lines)  # ja: the datamodule joins words without spaces
     # Every injected flip is one the fold data really carries: its given tags are the example's in the file.
     flipped = {}
     for i in range(2):

@@ -53,7 +53,7 @@ def test_pools_read_text_lines_text_records_and_tokens(tmp_path):
 
 @pytest.mark.parametrize("content, name, match", [
     ('{"words": ["a"]}\n', "p.jsonl", 'needs "text"'),
-    ("not json\n", "p.jsonl", "not a JSON line"),
+    ("not json\n", "p.jsonl", r"p.jsonl:1: invalid JSON .*Fix: write one JSON object per line"),
     ("a,b\n", "p.csv", "unknown pool form"),
     ('{"id": 1, "text": "a"}\n{"id": 1, "text": "b"}\n', "p.jsonl", "ids repeat"),
 ])

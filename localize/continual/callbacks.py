@@ -183,8 +183,6 @@ class EWCCallback(L2SPCallback):
         return self.fisher.get(name, 0.0)
 
 
-
-
 def fisher_diagonal(pl_module: pl.LightningModule, run_dir: str, batches: int) -> dict[str, torch.Tensor]:
     """Mean squared loss gradient per trainable weight over ``run_dir``'s training data (+ its stored
     Fisher), normalised to mean 1; rows of a grown head beyond the run's labels get 0."""

@@ -30,6 +30,7 @@ class ClassificationDataModule(LocalizeDataModule):
 
     task_name = "classification"
     flip_label = staticmethod(flip_class)
+    source = CLS
 
     def __init__(
         self,
@@ -55,8 +56,7 @@ class ClassificationDataModule(LocalizeDataModule):
     def _load_splits(self) -> dict[str, list[dict]]:
         info: dict[str, Any] = {}
         loaded = CLS.load(path=self.path, offline=self.offline, hub=self.hub, hub_config=self.hub_config,
-                          options={"text_field": self.text_field, "label_field": self.label_field},
-                          no_data=self.no_data_error)
+                          options=self.reader_options, no_data=self.no_data_error)
         source = loaded.source
         # Local and packaged data are split if needed and de-duplicated; hub splits are used as published.
         if isinstance(loaded.data, dict):
@@ -90,10 +90,9 @@ class ClassificationDataModule(LocalizeDataModule):
                                 f"examples, fix those rows, or {fix}: {label_override(every)}")
         return splits
 
-    def read_file(self, path: str) -> list[dict]:
-        """Every example of a local classification file (any form ``data.path`` reads), unsplit."""
-        data = CLS.read_local(path, text_field=self.text_field, label_field=self.label_field)
-        return [ex for exs in data.values() for ex in exs] if isinstance(data, dict) else list(data)
+    @property
+    def reader_options(self) -> dict[str, Any]:
+        return {"text_field": self.text_field, "label_field": self.label_field}
 
     def check_examples(self, examples: list[dict], source: str) -> None:
         """Examples from outside the reader (corrections, replay): a text and a label of this label set."""

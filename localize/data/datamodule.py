@@ -96,6 +96,8 @@ class LocalizeDataModule(pl.LightningDataModule):
 
     # The task's label flip for data.label_noise (localize.data.noise); None: the task has no labels.
     flip_label = None
+    # The task's sources (localize.data.sources.task_sources) when data.corrections may read its files.
+    source = None
 
     task_name = "task"
 
@@ -189,9 +191,18 @@ class LocalizeDataModule(pl.LightningDataModule):
     def check_examples(self, examples: list[dict], source: str) -> None:
         """Check examples that come from outside the task's own reader (replay); tasks override."""
 
+    @property
+    def reader_options(self) -> dict[str, Any]:
+        """The options the task's readers take (``data.path`` and ``data.corrections`` read alike)."""
+        return {}
+
     def read_file(self, path: str) -> list[dict]:
-        """Every example of a local file of this task, unsplit (``data.corrections``); tasks override."""
-        raise DataError(f"data.corrections: {self.task_name} has no corrections reader. Fix: data.corrections=null")
+        """Every example of a local file of this task (any form ``data.path`` reads), unsplit
+        (``data.corrections``); tasks that can be corrected name their ``source``."""
+        if self.source is None:
+            raise DataError(f"data.corrections: {self.task_name} has no corrections reader. Fix: data.corrections=null")
+        data = self.source.read_local(path, **self.reader_options)
+        return [ex for exs in data.values() for ex in exs] if isinstance(data, dict) else list(data)
 
     def example_text(self, example: dict) -> str:
         """The text an example is known by (corrections replace examples with the same text)."""

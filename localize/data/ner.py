@@ -69,6 +69,7 @@ class NerDataModule(LocalizeDataModule):
 
     task_name = "ner"
     flip_label = staticmethod(flip_entity_type)
+    source = NER
 
     def __init__(
         self,
@@ -99,9 +100,7 @@ class NerDataModule(LocalizeDataModule):
         # Only span-annotated text has a choice of unit: word-level readers do not take char_level.
         info: dict[str, Any] = {}
         loaded = NER.load(path=self.path, offline=self.offline, hub=self.hub, hub_config=self.hub_config,
-                          options={"char_level": self.char_level, "sep": self.sep, "token_col": self.token_col,
-                                   "tag_col": self.tag_col, "format": self.format},
-                          no_data=self.no_data_error, info=info)
+                          options=self.reader_options, no_data=self.no_data_error, info=info)
         source = loaded.source
         data = loaded.data
         if self.entity_types:
@@ -183,11 +182,10 @@ class NerDataModule(LocalizeDataModule):
                          "word_index": enc["word_index"], "spans": spans, "segmenter": name})
         return rows
 
-    def read_file(self, path: str) -> list[dict]:
-        """Every example of a local NER file (any format ``data.path`` reads), unsplit."""
-        data = NER.read_local(path, char_level=self.char_level, sep=self.sep, token_col=self.token_col,
-                              tag_col=self.tag_col, format=self.format)
-        return [ex for exs in data.values() for ex in exs] if isinstance(data, dict) else list(data)
+    @property
+    def reader_options(self) -> dict[str, Any]:
+        return {"char_level": self.char_level, "sep": self.sep, "token_col": self.token_col, "tag_col": self.tag_col,
+                "format": self.format}
 
     def example_text(self, example: dict) -> str:
         return self.join_words(example["tokens"])

@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from localize.data.errors import DataError
+from localize.data.ner_readers import _json_records  # the one JSON-record reader (line numbers, one-line errors)
 
 POOL_FORMS = "a .txt file (one text per line) or a .jsonl file of {\"text\": ...} or {\"tokens\": [...]} records"
 
@@ -26,32 +28,29 @@ def read_pool(path: str) -> list[dict[str, Any]]:
     if not os.path.isfile(path):
         raise DataError(f"pool={path}: no such file. Fix: pool=<{POOL_FORMS}>")
     name = os.path.basename(path)
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            if path.endswith(".txt"):
-                out.append({"id": f"{name}:{n}", "text": line.rstrip("\r\n")})
-                continue
-            if not path.endswith(".jsonl"):
-                raise DataError(f"pool={path}: unknown pool form. Fix: pool=<{POOL_FORMS}>")
-            try:
-                rec = json.loads(line)
-            except ValueError as e:
-                raise DataError(f"{path}:{n}: not a JSON line ({e}). Fix: one JSON object per line, or a .txt pool") from None
-            if not isinstance(rec, dict) or not (isinstance(rec.get("text"), str) or isinstance(rec.get("tokens"), list)):
-                raise DataError(f"{path}:{n}: a pool record needs \"text\" (a string) or \"tokens\" (a list). "
-                                f"Fix: pool=<{POOL_FORMS}>")
-            item = {"id": str(rec.get("id", f"{name}:{n}"))}
-            item.update({"tokens": [str(t) for t in rec["tokens"]]} if isinstance(rec.get("tokens"), list)
-                        else {"text": rec["text"]})
-            out.append(item)
+    if path.endswith(".txt"):
+        with open(path, encoding="utf-8") as f:
+            out = [{"id": f"{name}:{n}", "text": line.rstrip("\r\n")} for n, line in enumerate(f, 1) if line.strip()]
+    elif path.endswith(".jsonl"):
+        out = [_pool_record(rec, path, n, name) for n, rec in _json_records(Path(path))]
+    else:
+        raise DataError(f"pool={path}: unknown pool form. Fix: pool=<{POOL_FORMS}>")
     if not out:
         raise DataError(f"pool={path} holds no text. Fix: pool=<{POOL_FORMS}>")
     if len({x["id"] for x in out}) != len(out):
         raise DataError(f"pool={path}: ids repeat. Fix: give every record its own \"id\" (or none: the line number)")
     return out
+
+
+def _pool_record(rec: Any, path: str, n: int, name: str) -> dict[str, Any]:
+    """One JSON pool record as ``{"id", "text"}`` or ``{"id", "tokens"}`` (its labels, if any, dropped)."""
+    if not isinstance(rec, dict) or not (isinstance(rec.get("text"), str) or isinstance(rec.get("tokens"), list)):
+        raise DataError(f"{path}:{n}: a pool record needs \"text\" (a string) or \"tokens\" (a list). "
+                        f"Fix: pool=<{POOL_FORMS}>")
+    item = {"id": str(rec.get("id", f"{name}:{n}"))}
+    item.update({"tokens": [str(t) for t in rec["tokens"]]} if isinstance(rec.get("tokens"), list)
+                else {"text": rec["text"]})
+    return item
 
 
 def encode_pool(datamodule: Any, pool: Sequence[dict]) -> list[dict[str, Any]]:

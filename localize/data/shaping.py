@@ -80,16 +80,12 @@ def _corrections(dm: Any, splits: dict[str, list[dict]]) -> tuple[dict[str, list
     used: set[str] = set()
     replaced = {}
     for name, exs in splits.items():
-        out = []
-        for ex in exs:
-            k = key(ex)
-            if k in by_text:
-                out.append({**by_text[k], "id": ex.get("id"), "corrected_from": path})
-                used.add(k)
-            else:
-                out.append(ex)
-        replaced[name] = sum(key(ex) in used for ex in exs)
-        splits[name] = out
+        keys = [key(ex) for ex in exs]  # once per example
+        splits[name] = [{**by_text[k], "id": ex.get("id"), "corrected_from": path} if k in by_text else ex
+                        for ex, k in zip(exs, keys)]
+        hit = [k for k in keys if k in by_text]
+        replaced[name] = len(hit)
+        used.update(hit)
     added = [{**ex, "corrected_from": path} for k, ex in by_text.items() if k not in used]
     splits["train"] = splits["train"] + added
     return splits, {"file": path, "read": len(fixed), "replaced": replaced, "added_to_train": len(added)}

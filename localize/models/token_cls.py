@@ -104,7 +104,8 @@ class TokenClassificationLitModule(LocalizeLitModule):
         probs = logits.float().softmax(-1).cpu()
         word_index = batch["word_index"].cpu()
         # Unlabelled text (active learning): every word the model reads, no given tags.
-        word_labels = batch["word_labels"].cpu() if "word_labels" in batch else torch.zeros_like(word_index)
+        labelled = "word_labels" in batch
+        word_labels = batch["word_labels"].cpu() if labelled else torch.zeros_like(word_index)
         b_to_i = self.b_to_i.cpu()
         rows = []
         for r, i in enumerate(batch["index"].tolist() if "index" in batch else range(len(word_index))):
@@ -115,8 +116,7 @@ class TokenClassificationLitModule(LocalizeLitModule):
             shared[1:] = tok[1:] == tok[:-1]
             if shared.any():
                 p[shared] = torch.zeros_like(p[shared]).index_add_(1, b_to_i, p[shared])
-            rows.append({"index": i, "labels": word_labels[r][keep].numpy() if "word_labels" in batch else None,
-                         "probs": p.numpy(),
+            rows.append({"index": i, "labels": word_labels[r][keep].numpy() if labelled else None, "probs": p.numpy(),
                          "words": keep.nonzero().flatten().tolist()})
         return rows
 

@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install train test test-slow sync sweep report clean experiment-full-vs-peft experiment-full-vs-peft-cv experiment-lora-search experiment-continual experiment-audit experiment-active-learning bench
+.PHONY: install train test test-slow sync sweep report notebook clean experiment-full-vs-peft experiment-full-vs-peft-cv experiment-lora-search experiment-continual experiment-audit experiment-active-learning bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,7 +63,13 @@ bench: install
 	$(BIN)/python benchmarks/ner_bench.py $(ARGS)
 
 report: install
-	$(BIN)/python -m localize.report logs/runs $(ARGS)
+	$(BIN)/python -m localize.report logs $(ARGS)
+
+# The analysis notebook as Jupyter runs it (papermill): logs/report/notebook/compare_methods.{ipynb,html}.
+# ARGS: --log-dir DIR, --metric test/f1, --reference lora.
+notebook: install
+	$(BIN)/pip install -q -c $(VENV)/constraints.txt -e ".[notebook]"
+	$(BIN)/python -m localize.report.notebook $(ARGS)
 
 clean:
 	rm -rf $(VENV) logs outputs .pytest_cache

@@ -36,6 +36,7 @@ from localize.data.errors import DataError, LabelsUnknownToModel
 from localize.data.sources import source_key
 from localize.tracking.callbacks import reset_peak_memory
 from localize.tracking.record import RECORD, atomic_write_json, build_record, write_test_predictions
+from localize.tracking.wandb import log_run_end
 from localize.validate import check_config
 from localize.utils import build, check_writable, instantiate_dict, quiet_libraries, resolved_config
 
@@ -138,6 +139,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         record["robustness"] = robustness(cfg, module, lambda: instantiate(cfg.trainer, callbacks=[], logger=False),
                                           clean, metrics, datamodule.splits["test"])
     atomic_write_json(os.path.join(out_dir, RECORD), record)
+    log_run_end(trainer.loggers, out_dir)  # W&B: the record artifact, predictions table, run.json's peak memory
     shown = {k: v for k, v in metrics.items() if k in ("test/f1", "test/f1_macro", "test/accuracy")}
     for p in (record.get("robustness") or {}).get("perturbations", []):
         print(f"[localize]   {p['operation']}: drop {p['drop']:+.4f} ({p.get('paired_vs_clean', {}).get('verdict', 'n/a')})"

@@ -12,6 +12,16 @@ change on the run's own test split, in ``<out>/export.json``; the quantised weig
 zero point, bias) plus a JSON layout in the file's metadata naming the Linear each belongs to — a
 format that cannot carry code; ``load_quantized(out)`` rebuilds the dynamic-quantised model from it.
 
+``merge=false`` writes the LoRA/AdaLoRA adapter itself instead (``adapter_config.json`` +
+``adapter_model.safetensors``, loaded with peft onto the base): its config names the base by its
+public hub id (``localize.model_card.PUBLIC_BASES`` for the embedded models, the hub id a run
+loaded, or ``base_model_id=``), never this machine's cache path, which goes to ``export.json``.
+
+Every export is portable: ``README.md`` (``localize.model_card``: base model and licence, locale,
+task, data and licence, test metrics with their 95% intervals, how to load it, the NER pipeline
+setting that matches localize's decoding), and no machine-specific settings in the tokenizer
+config (``MACHINE_KEYS``, absolute paths).
+
 Prompt-learning adapters (prefix tuning) have nothing to merge and are refused.
 """
 from __future__ import annotations
@@ -30,6 +40,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from localize.config import CONF_DIR
+from localize.model_card import aggregation_strategy, card_json, render
 from localize.tracking.atomic import atomic_file, atomic_folder
 from localize.runs import RunInfo, build_datamodule, build_untrained, load_run, read_run
 
@@ -40,6 +51,10 @@ QUANTIZED_FILE = "quantized_int8.safetensors"
 LEGACY_QUANTIZED_FILE = "quantized_int8.pt"  # older exports: a pickle, never read (it could run code)
 QUANTIZED_FORMAT = "localize-int8-dynamic/1"
 REPORT = "export.json"
+CARD = "README.md"
+# Tokenizer settings that describe how this machine loaded the files, not the tokenizer.
+MACHINE_KEYS = ("local_files_only", "is_local", "cache_dir", "_commit_hash", "token", "use_auth_token", "proxies",
+                "force_download", "resume_download", "name_or_path")
 # Inputs for the equality check: several scripts, entities, digits, a long-ish sentence.
 SAMPLE_TEXTS = [
     "2005年7月14日、南アフリカ共和国ダーバンで開催中の第29回世界遺産会議で知床が登録された。",
@@ -51,23 +66,31 @@ SAMPLE_TEXTS = [
 
 
 def export(run_dir: str, out: str, quantize: str | None = None, atol: float = 1e-4, overwrite: bool = False,
-           evaluate_quantized: bool = True) -> dict[str, Any]:
-    """Write ``run_dir``'s model as a plain HF folder ``out`` and verify it.
+           evaluate_quantized: bool = True, merge: bool = True, base_model_id: str | None = None) -> dict[str, Any]:
+    """Write ``run_dir``'s model as a plain HF folder (or, ``merge=False``, its adapter) ``out`` and verify it.
 
     Args:
         run_dir: a finished run dir (LoRA/AdaLoRA adapter or full fine-tune).
         out: the folder to write (must not exist or be empty unless ``overwrite``).
-        quantize: None or ``int8`` (dynamic quantisation of ``nn.Linear``).
-        atol: largest allowed |logit difference| between the PeftModel and the exported folder.
+        quantize: None or ``int8`` (dynamic quantisation of ``nn.Linear``; merged exports only).
+        atol: largest allowed |logit difference| between the trained model and the exported folder.
         overwrite: replace an existing ``out``.
         evaluate_quantized: with ``quantize``, score fp32 and int8 on the run's test split.
+        merge: merge a peft adapter into the base (a plain model folder); False writes the adapter.
+        base_model_id: the base's public hub id, for bases localize cannot name (a local folder).
 
     Returns:
         The report written to ``<out>/export.json``.
 
     Raises:
-        ValueError: a prompt-learning adapter; logits differ by more than ``atol``; ``out`` exists.
+        ValueError: a prompt-learning adapter; an adapter export of a full fine-tune, or of a base with
+            no public id; logits differ by more than ``atol``; bad option values. FileExistsError: ``out`` exists.
     """
+    from localize.model_card import base_model, check_hub_id
+
+    if not isinstance(merge, bool):
+        raise ValueError(f"merge={merge!r} is not a boolean: use merge=true (a plain model) or merge=false (the adapter)")
+    base_model_id = check_hub_id(base_model_id)
     info = read_run(run_dir)
     if info.kind == "peft" and info.peft_config.is_prompt_learning:
         raise ValueError(
@@ -77,9 +100,19 @@ def export(run_dir: str, out: str, quantize: str | None = None, atol: float = 1e
             f"adapter=lora to export a plain model")
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize={quantize!r} is not supported: use quantize=int8 or leave it out")
+    if not merge and info.kind != "peft":
+        raise ValueError(f"merge=false writes an adapter, and {info.run_dir} is a full fine-tune (no adapter): "
+                         f"leave out merge=false")
+    if not merge and quantize:
+        raise ValueError("quantize=int8 quantises merged weights: leave out merge=false, or leave out quantize")
     head = str(info.cfg.task.head)
     if head not in PIPELINE_TASK:
         raise ValueError(f"export writes classification models; {info.run_dir} has a {head} head")
+    base = base_model(info.cfg, base_model_id)
+    if not merge and base.hub_id is None:
+        raise ValueError(f"merge=false names the base in adapter_config.json by its public hub id, and the base of "
+                         f"{info.run_dir} ('{base.name_or_path}': {base.note or 'unknown'}) has none: pass "
+                         f"base_model_id=<org>/<name> (its copy on the hub), or leave out merge=false")
     out = os.path.abspath(out)
     if os.path.exists(out) and os.listdir(out) and not overwrite:
         raise FileExistsError(f"'{out}' exists and is not empty: pass a new out=<dir>, or overwrite=true")
@@ -89,35 +122,82 @@ def export(run_dir: str, out: str, quantize: str | None = None, atol: float = 1e
     batch = tokenizer(SAMPLE_TEXTS, padding=True, truncation=True, max_length=128, return_tensors="pt")
     with torch.inference_mode():
         reference = module.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    model = module.model.merge_and_unload() if info.kind == "peft" else module.model
     labels = info.labels
-    model.config.id2label = dict(enumerate(labels))
-    model.config.label2id = {name: i for i, name in enumerate(labels)}
-    model.config.num_labels = len(labels)
+    if merge:
+        model = module.model.merge_and_unload() if info.kind == "peft" else module.model
+        model.config.id2label = dict(enumerate(labels))
+        model.config.label2id = {name: i for i, name in enumerate(labels)}
+        model.config.num_labels = len(labels)
+    else:
+        model = module.model  # the PeftModel: save_pretrained writes the adapter only
 
     with atomic_folder(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        portable_configs(tmp, base.hub_id if not merge else None, info.cfg.model.get("revision"))
 
-    exported = _auto_class(head).from_pretrained(out, use_safetensors=True).eval()
+    exported = _reload(out, head) if merge else _reload_adapter(out, info)
     with torch.inference_mode():
         logits = exported(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     mask = batch["attention_mask"].bool()
     diff = _max_diff(reference, logits, mask, head)
     report: dict[str, Any] = {
         "run": info.run_dir, "run_name": info.name, "kind": info.kind,
-        "adapter": info.record.get("adapter"), "base_model": str(info.cfg.model.name_or_path),
-        "merged": info.kind == "peft", "labels": labels, "pipeline_task": PIPELINE_TASK[head],
+        "adapter": info.record.get("adapter"), "format": "merged" if merge else "adapter",
+        "merged": merge and info.kind == "peft", "labels": labels, "pipeline_task": PIPELINE_TASK[head],
         "max_abs_logit_diff": diff, "atol": atol, "size_mb": _folder_mb(out),
     }
+    report.update(card_json(base))
+    if head == "token_classification":
+        report["aggregation_strategy"] = aggregation_strategy(info.locale)
     if diff > atol:
         raise ValueError(f"exported model differs from the trained one: max |logit diff| {diff:.2e} > {atol:.0e} "
                          f"(folder left at {out} for inspection)")
     if quantize == "int8":
         report["int8"] = _quantize_report(exported, info, out, batch, evaluate_quantized)
+    with atomic_file(os.path.join(out, CARD)) as f:
+        f.write(render(info, report, base))
+    report["card"] = CARD
     with atomic_file(os.path.join(out, REPORT)) as f:
         json.dump(report, f, indent=2, ensure_ascii=False)
     return report
+
+
+def portable_configs(folder: str, base_hub_id: str | None = None, revision: str | None = None) -> None:
+    """Strip this machine from an export's configs: ``MACHINE_KEYS`` and absolute local paths out of
+    ``tokenizer_config.json``; in an adapter folder, ``base_model_name_or_path`` set to the public id."""
+    path = os.path.join(folder, "tokenizer_config.json")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+        config = {k: v for k, v in config.items() if k not in MACHINE_KEYS and not _local_path(v)}
+        with atomic_file(path) as f:
+            json.dump(config, f, indent=2, ensure_ascii=False)
+    path = os.path.join(folder, "adapter_config.json")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+        config["base_model_name_or_path"] = base_hub_id
+        config["revision"] = revision
+        with atomic_file(path) as f:
+            json.dump(config, f, indent=2, ensure_ascii=False)
+
+
+def _local_path(value: Any) -> bool:
+    return isinstance(value, str) and os.path.isabs(value) and os.path.exists(value)
+
+
+def _reload(out: str, head: str) -> nn.Module:
+    return _auto_class(head).from_pretrained(out, use_safetensors=True).eval()
+
+
+def _reload_adapter(out: str, info: RunInfo) -> nn.Module:
+    """The adapter folder loaded with plain peft onto the run's base, rebuilt from its config (the
+    local copy of the public base; ``tiny_random`` drawn from the run's seed)."""
+    import peft
+
+    backbone = build_untrained(info, adapter=False).model
+    return peft.PeftModel.from_pretrained(backbone, out).eval()
 
 
 def _auto_class(head: str):
@@ -304,7 +384,8 @@ def main(cfg: DictConfig) -> None:
     quiet_libraries()
     check_config(cfg)  # atol, quantize, overwrite: before the run is read
     report = export(cfg.run, cfg.out, quantize=cfg.get("quantize"), atol=float(cfg.atol),
-                    overwrite=bool(cfg.overwrite), evaluate_quantized=bool(cfg.evaluate_quantized))
+                    overwrite=bool(cfg.overwrite), evaluate_quantized=bool(cfg.evaluate_quantized),
+                    merge=cfg.get("merge", True), base_model_id=cfg.get("base_model_id"))
     print(json.dumps(report, indent=2, ensure_ascii=False))
 
 

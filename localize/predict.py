@@ -3,8 +3,14 @@
 Generic over tasks: it loads an object with ``predict_texts(texts) -> list[dict]`` — one run's
 ``localize.runs.Predictor`` (``run=<dir>``, any method: the run's datamodule encodes, its module's
 ``predict_step`` predicts) or one locale's view of an ``AdapterBank`` (``adapters.<locale>=<dir>``;
-the backbone is loaded once for all listed adapters) — and writes one JSON object per input line.
+the backbone is loaded once for all listed adapters; a single ``adapters.<locale>`` that is a full
+fine-tune is served on its own, like ``run=``) — and writes one JSON object per input line.
 A ``.po``/``.pot`` input goes to ``localize.data.translation.fill_po(in_path, out_path, predictor)``.
+
+Confidence: NER words carry ``score`` (the softmax probability of the predicted tag at the word's
+token) and each entity ``score``, the **mean** of its words' scores; classification carries
+``score`` (the top label's probability) and ``probabilities`` (softmax over every label).
+Translation has no score.
 
 NER on text without spaces: text is cut with the locale's segmenter (ja: MeCab + IPAdic, the
 training corpus's own unit; characters when it is not installed) — see ``localize/data/segment.py``.
@@ -32,9 +38,10 @@ def load_predictor(cfg: DictConfig):
     """The object whose ``predict_texts`` serves this call (see module docstring).
 
     Raises:
-        ValueError: neither ``run=`` nor an adapter given; both given; no adapter for ``+locale``.
+        ValueError: neither ``run=`` nor an adapter given; both given; no adapter for ``+locale``; a full
+            fine-tune among several adapters.
     """
-    from localize.adapters.bank import AdapterBank
+    from localize.adapters.bank import AdapterBank, full_fine_tunes
     from localize.runs import load_predictor as load_run_predictor
 
     locale = OmegaConf.to_container(cfg.locale, resolve=True) if cfg.get("locale") is not None else None
@@ -53,6 +60,15 @@ def load_predictor(cfg: DictConfig):
         raise ValueError(f"several adapters ({sorted(adapters)}): pick one with +locale=<code>")
     if code not in adapters:
         raise ValueError(f"no adapter for locale '{code}' (given: {sorted(adapters)}): add adapters.{code}=<run dir>")
+    full = full_fine_tunes(adapters)
+    if full and len(adapters) > 1:
+        name, run_dir = next(iter(full.items()))
+        raise ValueError(f"adapters.{name} is a full fine-tune ({run_dir}), which cannot share a backbone with other "
+                         f"adapters: serve it on its own with run={run_dir} (and no adapters.*)")
+    if full:  # the README's adapters.<x>=<run> also serves a full fine-tune, alone
+        log.info("adapters.%s is a full fine-tune: served on its own, not on a shared backbone", code)
+        return load_run_predictor(full[code], locale=locale, segmenter=settings["segmenter"],
+                                  batch_size=settings["eval_batch_size"])
     # +locale's text handling (normalisation, segmenter) goes to the adapter it selects.
     bank = AdapterBank.from_runs(adapters, {name: {**settings, "locale": locale if name == code else None}
                                             for name in adapters})

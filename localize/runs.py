@@ -26,13 +26,11 @@ from localize.models.backbones import TINY_RANDOM, same_weights  # noqa: F401 (r
 from localize.models.weights import attach_peft, load_full_state, load_lightning_checkpoint, read_peft_weights
 from localize.tracking.record import RECORD
 from localize.tracking.status import DEGENERATE, FAILED, FINISHED
+from localize.tracking.storage import FULL_WEIGHTS, MODEL_DIR, PEFT_CONFIG  # noqa: F401 (re-exported)
 from localize.utils import build
 
 log = logging.getLogger(__name__)
 
-MODEL_DIR = "model"
-PEFT_CONFIG = "adapter_config.json"
-FULL_WEIGHTS = "trainable.safetensors"
 _LABELLED_HEADS = ("token_classification", "sequence_classification")
 # Override keys that would let a stored file pick code to call or to download and run.
 _UNSAFE_KEYS = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_", "trust_remote_code")

@@ -23,6 +23,7 @@ from localize.tracking.record import (RECORD, atomic_write_json, build_record, g
 from localize.models.weights import load_checkpoint
 from localize.tracking.status import FAILED, TrainingFailed, run_status
 from localize.tracking.storage import save_trainable
+from localize.tracking.wandb import log_run_end
 from localize.validate import check_config
 from localize.utils import build, check_writable, instantiate_dict, quiet_libraries, resolved_config
 
@@ -85,6 +86,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         lg.log_metrics({f"storage/{k}": v for k, v in storage.items()}, step=trainer.global_step)
     write_test_predictions(out_dir, module.test_predictions())  # ids were set by build_record
     atomic_write_json(os.path.join(out_dir, RECORD), record)  # last: a crashed run has none; see "status"
+    log_run_end(trainer.loggers, out_dir)  # W&B: artifacts, predictions table, run.json's peak memory
     _print_summary(record, out_dir)
     return record
 

@@ -23,6 +23,12 @@ def test_evaluate_lora_run_reproduces_its_test_scores(lora_run, tmp_path):
     assert on_disk["job_type"] == "evaluate" and on_disk["evaluated_run"] == os.path.abspath(lora_run)
     assert on_disk["locale"] == "ja" and on_disk["train_locale"] == "ja" and on_disk["adapter"] == "lora"
     assert on_disk["data"]["sizes"]["test"] == recorded["data"]["sizes"]["test"]
+    # test_predictions.jsonl: one row per test example, its gold and predicted tag per word.
+    rows = [json.loads(l) for l in (tmp_path / "ev" / "test_predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["index"] for r in rows] == list(range(on_disk["data"]["sizes"]["test"]))
+    assert all(len(r["pred"]) == len(r["gold"]) > 0 and r["id"] for r in rows)
+    assert on_disk["test_predictions"] == {"file": "test_predictions.jsonl", "kind": "spans", "options": {},
+                                           "n": len(rows), "with_ids": True}
 
 
 @pytest.mark.parametrize("adapter", ["full", "full_frozen_emb"])

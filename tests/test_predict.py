@@ -85,3 +85,82 @@ def test_predict_fills_po_with_a_translation_run(runs_root, tmp_path):
 def test_predict_config_composes_with_a_bank():
     cfg = compose_cfg(["+locale=ja", "adapters.ja=/x"], config_name="predict")
     assert cfg.adapters.ja == "/x" and cfg.locale.code == "ja" and cfg.adapters.ko is None
+
+
+# ----------------------------------------------------------------------------- confidence scores
+def test_ner_word_scores_are_label_probabilities_of_the_predicted_tag(lora_run):
+    """predict's word scores are what ``label_probabilities`` (the seam select/audit use) gives the
+    predicted tag at that word; an entity's score is the mean of its words'."""
+    import torch
+
+    pred = load_predictor(lora_run)
+    texts = TEXTS[:2]
+    out = pred.predict_texts(texts)
+    batch = pred.datamodule._collator()(pred.datamodule.encode_texts(texts))
+    with torch.no_grad():
+        probs = pred.module.label_probabilities(batch)
+    labels = list(pred.label_names)
+    for o, p in zip(out, probs):
+        assert len(o["tokens"]) == len(p["words"]) > 0 and o["truncated_words"] == 0
+        for k, tok in enumerate(o["tokens"]):
+            assert tok["score"] == pytest.approx(float(p["probs"][k][labels.index(tok["tag"])]), abs=1e-6)
+            assert 0 < tok["score"] <= 1
+
+
+def test_ner_entity_score_is_the_mean_of_its_words():
+    import torch
+
+    from localize.data.ner import NerDataModule
+
+    labels = ["O", "B-LOC", "I-LOC", "B-PER"]
+    dm = NerDataModule(tokenizer="unused", labels=labels)
+    text, spans = "aa bb cc dd", [(0, 2), (3, 5), (6, 8), (9, 11)]
+    pred = {"tags": torch.tensor([1, 2, 0, 3, -100]), "scores": torch.tensor([0.9, 0.5, 0.8, 0.4, float("nan")])}
+    out = dm.decode_outputs([text], [{"spans": spans, "segmenter": "whitespace"}], [pred])[0]
+    assert [(e["text"], e["label"]) for e in out["entities"]] == [("aa bb", "LOC"), ("dd", "PER")]
+    assert [e["score"] for e in out["entities"]] == pytest.approx([0.7, 0.4])
+    assert [t["score"] for t in out["tokens"]] == pytest.approx([0.9, 0.5, 0.8, 0.4])
+
+
+def test_classification_scores_every_label_and_the_top_one():
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from localize.data.classification import ClassificationDataModule
+    from localize.models.seq_cls import predict_probabilities
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=32, num_labels=3)).eval()
+    batch = {"input_ids": torch.tensor([[2, 5, 7], [2, 9, 0]]), "attention_mask": torch.tensor([[1, 1, 1], [1, 1, 0]])}
+    with torch.no_grad():
+        probs = predict_probabilities(model, batch)
+        want = model(**batch).logits.softmax(-1)
+    torch.testing.assert_close(probs, want)
+    dm = ClassificationDataModule(tokenizer="unused", labels=["neg", "neu", "pos"])
+    out = dm.decode_outputs(["a", "b"], [{}, {}], [torch.tensor([0.2, 0.1, 0.7]), torch.tensor([0.5, 0.3, 0.2])])
+    assert [(o["label"], o["score"]) for o in out] == [("pos", pytest.approx(0.7)), ("neg", pytest.approx(0.5))]
+    assert out[0]["probabilities"] == pytest.approx({"neg": 0.2, "neu": 0.1, "pos": 0.7})
+
+
+# ----------------------------------------------------------------------------- adapters.<x>=<full FT run>
+def test_adapters_key_serves_a_full_fine_tune_alone(train_run, tmp_path, caplog):
+    import logging
+
+    full = train_run("full", ["adapter=full"])
+    src, dst = tmp_path / "in.txt", tmp_path / "out.jsonl"
+    src.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    cfg = compose_cfg(["+locale=ja", f"adapters.ja={full}", f"input={src}", f"output={dst}"], config_name="predict")
+    with caplog.at_level(logging.INFO, logger="localize.predict"):
+        assert predict(cfg) == len(TEXTS)
+    assert [r.getMessage() for r in caplog.records if "full fine-tune" in r.getMessage()] == [
+        "adapters.ja is a full fine-tune: served on its own, not on a shared backbone"]
+    lines = [json.loads(l) for l in dst.read_text(encoding="utf-8").splitlines()]
+    assert lines == load_predictor(full).predict_texts(TEXTS)
+
+
+def test_full_fine_tune_among_adapters_names_the_fix(train_run, lora_run):
+    full = train_run("full", ["adapter=full"])
+    cfg = compose_cfg(["+locale=ja", f"adapters.ja={lora_run}", f"+adapters.xx={full}"], config_name="predict")
+    with pytest.raises(ValueError, match=rf"adapters.xx is a full fine-tune .*run={full} "):
+        predict(cfg)

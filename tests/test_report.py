@@ -200,3 +200,37 @@ def test_evaluations_and_debug_runs_have_their_own_sections_and_stay_out_of_the_
     assert paths["evaluations"] == 1 and paths["debug"] == 1
     assert "| eval-ner-ja-tiny-lora-s1-on-ko | ner-ja-tiny-lora-s1 | ja | ko | ner | test/f1 | 0.0100 [0.0000, 0.0300] |" in md
     assert "## Debug runs" in md and str(debug) in md
+
+
+def test_markdown_embeds_every_plot_it_wrote(logs, tmp_path):
+    out = tmp_path / "out"
+    paths = write_report(str(logs), str(out))
+    md = (out / "comparison.md").read_text()
+    embedded = [line[line.index("(") + 1:-1] for line in md.splitlines() if line.startswith("![")]
+    assert sorted(embedded) == sorted(p.split("/")[-1] for p in paths["plots"]) and len(embedded) == 4
+    assert all((out / name).is_file() for name in embedded)  # links resolve from comparison.md's folder
+
+
+def test_twelve_series_get_twelve_distinct_legend_entries_and_no_labels_on_points(tmp_path):
+    """3 methods x 2 models x 2 locales: each series is named in a legend beside the axes (method, model,
+    locale), so no two labels can overlap however close the points are; learning curves likewise."""
+    from localize.report.plots import _learning_curves, _tradeoff
+
+    root = tmp_path / "logs"
+    for i, (adapter, model, locale) in enumerate((a, m, loc) for a in ("full", "lora", "prefix")
+                                                 for m in ("e5", "minilm") for loc in ("ja", "zh")):
+        run_dir = make_run(root / model / locale, adapter, 1, 0.5 + 0.001 * i, 1_000, 0.5, 2.0)  # near-equal points
+        record = json.loads((run_dir / "run.json").read_text())
+        record.update(model=model, locale=locale)
+        (run_dir / "run.json").write_text(json.dumps(record))
+    df = collect(str(root))
+    summary = summarize(df)
+    expected = {f"{a} ({m}, {loc})" for a in ("full", "lora", "prefix") for m in ("e5", "minilm") for loc in ("ja", "zh")}
+    for fig in (_tradeoff(df, summary, "trainable", "trainable parameters"), _learning_curves(df, summary)):
+        (ax,) = fig.axes
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert len(labels) == 12 and set(labels) == expected
+        assert not ax.texts  # nothing annotated on the points
+    one_setting = df[(df["model"] == "e5") & (df["locale"] == "ja")]
+    fig = _tradeoff(one_setting, summarize(one_setting), "trainable", "trainable parameters")
+    assert sorted(t.get_text() for t in fig.axes[0].get_legend().get_texts()) == ["full", "lora", "prefix"]

@@ -17,7 +17,7 @@ from torch import nn
 from localize.data.inference import predict_texts as _predict_texts
 from localize.models.backbones import TINY_RANDOM, build_backbone, enable_prefix_cache_kwarg, same_weights
 from localize.models.seq_cls import predict_probabilities
-from localize.models.token_cls import b_to_i_ids, predict_word_tags
+from localize.models.token_cls import b_to_i_ids, predict_scored_words
 from localize.models.weights import read_peft_weights
 from localize.runs import FULL_WEIGHTS, RunInfo, base_identity, build_datamodule, read_run
 
@@ -28,14 +28,22 @@ _PEFT_PREFIX = "base_model.model."
 
 def _tagger(labels: Sequence[str]) -> Callable[[nn.Module, dict[str, Any]], Any]:
     b_to_i = b_to_i_ids(labels)
-    return lambda model, batch: predict_word_tags(model, batch, b_to_i)
+    return lambda model, batch: predict_scored_words(model, batch, b_to_i)
 
 
-# What one batch gives for each head the bank serves (the datamodule decodes it).
+# What one batch gives for each head the bank serves (the datamodule decodes it): the same
+# outputs as the modules' predict_step, scores included.
 _PREDICTORS: dict[str, Callable[[Sequence[str]], Callable[[nn.Module, dict[str, Any]], Any]]] = {
     "token_classification": _tagger,
     "sequence_classification": lambda labels: predict_probabilities,
 }
+
+
+def full_fine_tunes(runs: Mapping[str, str]) -> dict[str, str]:
+    """The ``{name: run dir}`` of ``runs`` that hold a full fine-tune (or only a checkpoint), not a
+    peft adapter: such a run brings its own backbone, so it cannot join a bank."""
+    infos = {name: read_run(run_dir) for name, run_dir in runs.items()}
+    return {name: info.run_dir for name, info in infos.items() if info.kind != "peft"}
 
 
 # --------------------------------------------------------------------------- many adapters

@@ -119,11 +119,12 @@ class ClassificationDataModule(LocalizeDataModule):
 
     def decode_outputs(self, texts: Sequence[str], rows: Sequence[dict[str, Any]],
                        outputs: Sequence[Any]) -> list[dict[str, Any]]:
-        """Per text: ``text``, ``label`` (argmax) and ``probabilities`` (label -> probability)."""
+        """Per text: ``text``, ``label`` (argmax), ``score`` (its probability) and ``probabilities``
+        (label -> softmax probability, every label)."""
         labels = self.known_labels
         out = []
         for text, probs in zip(texts, outputs):
             p = [float(x) for x in probs]
             best = max(range(len(p)), key=p.__getitem__)
-            out.append({"text": text, "label": labels[best], "probabilities": dict(zip(labels, p))})
+            out.append({"text": text, "label": labels[best], "score": p[best], "probabilities": dict(zip(labels, p))})
         return out

@@ -198,16 +198,26 @@ class NerDataModule(LocalizeDataModule):
                        outputs: Sequence[Any]) -> list[dict[str, Any]]:
         """Per text: ``text``; ``tokens`` (``text``/``start``/``end``/``tag`` per word, offsets into
         the original text); ``entities`` (strict IOB2, as scored); ``segmenter``; ``truncated_words``
-        (words past ``max_length``, tagged ``O``)."""
+        (words past ``max_length``, tagged ``O``). An output is a row of tag ids, or ``{"tags",
+        "scores"}`` (``predict_scored_words``): then each word gets ``score`` (its tag's probability;
+        None when truncated) and each entity ``score``, the mean of its words' scores."""
         labels = self.known_labels
         out = []
         for text, row, pred in zip(texts, rows, outputs):
             sp = row["spans"]
-            ids = [int(k) for k in pred[:len(sp)]]
+            scored = isinstance(pred, dict)
+            ids = [int(k) for k in (pred["tags"] if scored else pred)[:len(sp)]]
             tags = [labels[k] if k >= 0 else "O" for k in ids]
             tokens = [{"text": text[s:e], "start": s, "end": e, "tag": t} for (s, e), t in zip(sp, tags)]
+            spans = entity_spans(tags)
             entities = [{"text": text[sp[i][0]:sp[j - 1][1]], "start": sp[i][0], "end": sp[j - 1][1], "label": lab}
-                        for i, j, lab in entity_spans(tags)]
+                        for i, j, lab in spans]
+            if scored:
+                scores = [float(x) if k >= 0 else None for k, x in zip(ids, pred["scores"][:len(sp)])]
+                for tok, x in zip(tokens, scores):
+                    tok["score"] = x
+                for ent, (i, j, _) in zip(entities, spans):
+                    ent["score"] = sum(scores[i:j]) / (j - i)
             out.append({"text": text, "tokens": tokens, "entities": entities, "segmenter": row["segmenter"],
                         "truncated_words": sum(k < 0 for k in ids)})
         return out

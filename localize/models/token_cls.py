@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torchmetrics import MaxMetric
 
-from localize.models.decoding import DECODERS, argmax_tags, iob2_transitions
+from localize.models.decoding import DECODERS, argmax_tags, iob2_transitions, shared_words
 from localize.models.module import LocalizeLitModule
 from localize.tracking.intervals import TestPredictions
 from localize.tracking.metrics import SpanF1
@@ -91,33 +91,26 @@ class TokenClassificationLitModule(LocalizeLitModule):
         self.test_metric.reset()
         self.log_dict({f"test/{k}": v for k, v in scores.items()})
 
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int = 0) -> torch.Tensor:
-        """Tag id per word (-100 past ``max_length``); ``NerDataModule.decode_outputs`` reads it."""
-        return predict_word_tags(self.model, batch, self.b_to_i, self.decode, self.transitions)
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int = 0) -> list[dict[str, torch.Tensor]]:
+        """Per text the tag id of each word (-100 past ``max_length``) and its probability
+        (``predict_scored_words``); ``NerDataModule.decode_outputs`` reads them."""
+        return predict_scored_words(self.model, batch, self.b_to_i, self.decode, self.transitions)
 
     def label_probabilities(self, batch: dict[str, torch.Tensor]) -> list[dict]:
         """Per sentence, the words the model reads (``words``: their positions; truncated ones are
-        left out) with their given tag ids and the predicted tag distribution of each word's token.
-        A word sharing its token with the previous word gets that token's B-X mass as I-X, as in
-        decoding (one token cannot start two entities)."""
+        left out) with their given tag ids and the predicted tag distribution of each word's token
+        (``word_probabilities``)."""
         logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        probs = logits.float().softmax(-1).cpu()
         word_index = batch["word_index"].cpu()
+        probs = word_probabilities(logits, word_index, self.b_to_i)
         # Unlabelled text (active learning): every word the model reads, no given tags.
         labelled = "word_labels" in batch
         word_labels = batch["word_labels"].cpu() if labelled else torch.zeros_like(word_index)
-        b_to_i = self.b_to_i.cpu()
         rows = []
         for r, i in enumerate(batch["index"].tolist() if "index" in batch else range(len(word_index))):
             keep = (word_index[r] >= 0) & (word_labels[r] >= 0)
-            tok = word_index[r][keep]
-            p = probs[r, tok]
-            shared = torch.zeros(len(tok), dtype=torch.bool)
-            shared[1:] = tok[1:] == tok[:-1]
-            if shared.any():
-                p[shared] = torch.zeros_like(p[shared]).index_add_(1, b_to_i, p[shared])
-            rows.append({"index": i, "labels": word_labels[r][keep].numpy() if labelled else None, "probs": p.numpy(),
-                         "words": keep.nonzero().flatten().tolist()})
+            rows.append({"index": i, "labels": word_labels[r][keep].numpy() if labelled else None,
+                         "probs": probs[r][keep].numpy(), "words": keep.nonzero().flatten().tolist()})
         return rows
 
 
@@ -140,3 +133,31 @@ def predict_word_tags(model: nn.Module, batch: dict[str, torch.Tensor], b_to_i: 
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     return decode(logits.float().cpu(), batch["word_index"].cpu(), b_to_i.cpu(),
                   None if transitions is None else transitions.cpu())
+
+
+def word_probabilities(logits: torch.Tensor, word_index: torch.Tensor, b_to_i: torch.Tensor) -> torch.Tensor:
+    """``[B, W, L]`` tag distribution of each word's token (float, on CPU). A word sharing its token
+    with the previous word gets that token's B-X mass as I-X, as in decoding (one token cannot start
+    two entities). Words with ``word_index`` -1 read token 0: mask them."""
+    logits, word_index = logits.float().cpu(), word_index.cpu()
+    idx = word_index.clamp(min=0).unsqueeze(-1).expand(-1, -1, logits.shape[-1])
+    probs = logits.softmax(-1).gather(1, idx)
+    shared = shared_words(word_index)
+    if shared.any():
+        folded = torch.zeros_like(probs).index_add_(2, b_to_i.cpu(), probs)
+        probs = torch.where(shared.unsqueeze(-1), folded, probs)
+    return probs
+
+
+def predict_scored_words(model: nn.Module, batch: dict[str, torch.Tensor], b_to_i: torch.Tensor,
+                         decode=argmax_tags, transitions: torch.Tensor | None = None) -> list[dict[str, torch.Tensor]]:
+    """``predict_word_tags`` plus confidence, from one forward pass: per row ``tags`` (``[W]`` tag
+    ids, -100 past ``max_length``) and ``scores`` (``[W]`` the ``word_probabilities`` mass of each
+    word's predicted tag; NaN where the tag is -100). With Viterbi decoding the tag need not be the
+    most probable one at its word; its score is still that word's probability of it."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float().cpu()
+    word_index = batch["word_index"].cpu()
+    tags = decode(logits, word_index, b_to_i.cpu(), None if transitions is None else transitions.cpu())
+    probs = word_probabilities(logits, word_index, b_to_i)
+    scores = probs.gather(2, tags.clamp(min=0).unsqueeze(-1)).squeeze(-1).masked_fill(tags < 0, float("nan"))
+    return [{"tags": t, "scores": s} for t, s in zip(tags, scores)]

@@ -38,17 +38,48 @@ from localize.report.significance import to_markdown as tests_markdown
 from localize.report.tables import other_records_markdown, summarize, to_markdown
 from localize.tracking.status import FINISHED, SCORED
 
-__all__ = ["DEFAULT_METRIC", "GROUP", "METRIC_BY_TASK", "collect", "find_runs", "learning_curve", "main",
+__all__ = ["DEFAULT_METRIC", "GROUP", "METRIC_BY_TASK", "analyse", "collect", "find_runs", "learning_curve", "main",
            "metric_for", "plot_all", "record_to_row", "summarize", "to_markdown", "val_metric", "wandb_records",
            "wandb_run_to_record", "write_report"]
 
 
+def analyse(folder: str, metric: str | None = None, wandb_project: str | None = None,
+            reference: str | None = DEFAULT_REFERENCE) -> dict[str, Any]:
+    """Every record under ``folder`` sorted by kind and summarized: what the report and the notebook show.
+
+    Returns:
+        ``{"runs"`` (compared training runs and baselines), ``"plotted"`` (the scored ones outside CV
+        groups), ``"evaluations"``, ``"debug"``, ``"label_noise"``
+        (their own sections, never averaged with runs), ``"summary"`` (per method, with 95% CIs),
+        ``"tests"`` (paired tests vs ``reference``), ``"cv"`` (pooled CV groups), ``"sequences"``
+        (continual), ``"skipped"`` (run dirs without a record)``}``.
+
+    Raises:
+        ValueError: ``metric`` is in no run (the message lists the available ones).
+    """
+    df = collect(folder, wandb_project)
+    if metric and len(df) and metric not in df.columns:  # else every table cell would read "n/a"
+        found = sorted(c for c in df.columns if c.startswith("test/") and not c.endswith(("_ci_low", "_ci_high")))
+        raise ValueError(f"--metric {metric} is in none of the {len(df)} runs under {folder}; "
+                         f"available: {', '.join(found) or 'none'}. Fix: --metric {found[0] if found else 'test/f1'}")
+    kinds = kind_of(df)
+    runs = df[kinds == "compared"] if len(df) else df
+    folds = is_cv(runs)  # folds of a CV group are pooled (localize.report.cv), not averaged as seeds
+    summary = add_intervals(summarize(runs[~folds], metric), runs[~folds])
+    scored = runs[runs["status"].isin(SCORED)] if len(runs) else runs  # failed runs: listed, not plotted
+    return {"runs": runs, "plotted": scored[~is_cv(scored)] if len(scored) else scored,
+            "evaluations": df[kinds == "evaluate"], "debug": df[kinds == "debug"],
+            "label_noise": df[kinds == "label_noise"], "summary": summary,
+            "tests": paired_tests(summary, runs[~folds], reference), "cv": summarize_cv(runs, metric, reference),
+            "sequences": summarize_sequences(folder), "skipped": df.attrs.get("skipped", [])}
+
+
 def write_report(folder: str, out_dir: str | None = None, metric: str | None = None,
                  wandb_project: str | None = None, reference: str | None = DEFAULT_REFERENCE) -> dict[str, Any]:
-    """Collect, summarize, plot and write ``comparison.md``/``comparison.csv``.
+    """Collect, summarize, plot and write ``comparison.md`` (plots embedded) and ``comparison.csv``.
 
     Args:
-        folder: log folder to scan for ``run.json`` records.
+        folder: log folder to scan for ``run.json`` records (runs, multiruns, evaluations, sequences).
         out_dir: where to write (default ``<folder>/report``).
         metric: test metric to compare on (default per task, see ``METRIC_BY_TASK``).
         wandb_project: optional ``ENTITY/PROJECT`` to add W&B runs from.
@@ -60,26 +91,14 @@ def write_report(folder: str, out_dir: str | None = None, metric: str | None = N
         "skipped": n}``: ``runs`` counts every record (``not_finished``: failed or degenerate ones).
     """
     out_dir = out_dir or os.path.join(folder, "report")
-    df = collect(folder, wandb_project)
-    if metric and len(df) and metric not in df.columns:  # else every table cell would read "n/a"
-        found = sorted(c for c in df.columns if c.startswith("test/") and not c.endswith(("_ci_low", "_ci_high")))
-        raise ValueError(f"--metric {metric} is in none of the {len(df)} runs under {folder}; "
-                         f"available: {', '.join(found) or 'none'}. Fix: --metric {found[0] if found else 'test/f1'}")
-    # Evaluations and debug runs get their own sections; only training runs and baselines are compared.
-    kinds = kind_of(df)
-    evals, debug, noisy = df[kinds == "evaluate"], df[kinds == "debug"], df[kinds == "label_noise"]
-    df = df[kinds == "compared"] if len(df) else df
-    # Folds of a CV group are pooled in their own table (localize.report.cv), not averaged as seeds.
-    folds = is_cv(df)
-    cv = summarize_cv(df, metric, reference)
-    summary = summarize(df[~folds], metric)
-    summary = add_intervals(summary, df[~folds])  # 95% CI per method (localize.report.significance)
-    tests = paired_tests(summary, df[~folds], reference)
-    skipped = len(df.attrs.get("skipped", []))
-    sequences = summarize_sequences(folder)  # continual sequences: their own section, never averaged with runs
+    a = analyse(folder, metric, wandb_project, reference)
+    df, summary, tests, cv, sequences = a["runs"], a["summary"], a["tests"], a["cv"], a["sequences"]
+    skipped = len(a["skipped"])
+    plots = plot_all(a["plotted"], summary, out_dir) if len(a["plotted"]) else []
     md = write_text(os.path.join(out_dir, "comparison.md"), to_markdown(summary, skipped, df) + cv_markdown(cv)
                     + "\n".join(tests_markdown(tests, reference)) + "\n" + continual_markdown(sequences)
-                    + other_records_markdown(evals, debug, metric, noisy))
+                    + other_records_markdown(a["evaluations"], a["debug"], metric, a["label_noise"])
+                    + plots_markdown(plots, out_dir))
     if len(sequences):
         write_csv(os.path.join(out_dir, "continual.csv"), sequences)
     tests_csv = write_csv(os.path.join(out_dir, "paired_tests.csv"), tests)
@@ -87,13 +106,21 @@ def write_report(folder: str, out_dir: str | None = None, metric: str | None = N
         write_csv(os.path.join(out_dir, "cv.csv"), cv.assign(found=cv["found"].map(lambda s: " ".join(map(str, s)))))
     csv = write_csv(os.path.join(out_dir, "comparison.csv"),
                     summary.assign(seeds=summary["seeds"].map(lambda s: " ".join(map(str, s)))))
-    scored = df[df["status"].isin(SCORED)] if len(df) else df  # failed runs: listed, not plotted
-    plotted = scored[~is_cv(scored)] if len(scored) else scored
-    plots = plot_all(plotted, summary, out_dir) if len(plotted) else []
     finished = int((df["status"] == FINISHED).sum()) if len(df) else 0
     return {"markdown": md, "csv": csv, "paired_tests": tests_csv, "plots": plots, "runs": len(df),
-            "evaluations": len(evals), "debug": len(debug),
+            "evaluations": len(a["evaluations"]), "debug": len(a["debug"]),
             "finished": finished, "not_finished": len(df) - finished, "skipped": skipped}
+
+
+def plots_markdown(plots: list[str], out_dir: str) -> str:
+    """A "Plots" section embedding each PNG by its path relative to ``comparison.md``."""
+    if not plots:
+        return ""
+    lines = ["", "## Plots", ""]
+    for p in plots:
+        name = os.path.splitext(os.path.basename(p))[0]
+        lines += [f"![{name}]({os.path.relpath(p, out_dir)})", ""]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

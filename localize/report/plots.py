@@ -73,39 +73,59 @@ def _panels(summary: pd.DataFrame) -> list[tuple[str, str]]:
     return list(dict.fromkeys(zip(summary["task"], summary["metric"])))
 
 
+MARKERS = "osD^vP*Xph<>"
+
+
+def _series(df: pd.DataFrame) -> tuple[Any, Any]:
+    """Colour per method and marker per (model, locale), and the label of a series: the method, plus
+    model and locale where the runs hold more than one (a legend, not labels on the points, so 10+
+    series never overlap)."""
+    colors = _colors(df["adapter"])
+    settings = sorted(set(zip(df["model"].astype(str), df["locale"].astype(str))))
+    markers = {k: MARKERS[i % len(MARKERS)] for i, k in enumerate(settings)}
+
+    def label(method: str, model: str, locale: str) -> str:
+        return method + (f" ({model}, {locale})" if len(settings) > 1 else "")
+
+    return (colors, markers), label
+
+
+def _legend(ax) -> None:
+    if ax.get_legend_handles_labels()[1]:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
+
+
 def _tradeoff(df: pd.DataFrame, summary: pd.DataFrame, x: str, xlabel: str):
     import matplotlib.pyplot as plt
 
     panels = _panels(summary)
     if not panels or x not in df:
         return None
-    colors = _colors(df["adapter"])
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), squeeze=False)
+    (colors, markers), label_of = _series(df)
+    fig, axes = plt.subplots(1, len(panels), figsize=(8.5 * len(panels), 4.8), squeeze=False)
     for ax, (task, metric) in zip(axes[0], panels):
         runs = df[df["task"] == task]
-        several = runs[["model", "locale"]].drop_duplicates().shape[0] > 1
         for r in summary[summary["task"] == task].itertuples():
             sel = runs[(runs["adapter"] == r.method) & (runs["model"] == r.model) & (runs["locale"] == r.locale)]
             xs = pd.to_numeric(sel[x], errors="coerce")
             ys = pd.to_numeric(sel[metric], errors="coerce") if metric in sel else xs * math.nan
-            c, label = colors[r.method], f"{r.method}" + (f" ({r.model}, {r.locale})" if several else "")
+            c, m = colors[r.method], markers.get((str(r.model), str(r.locale)), "o")
+            label = label_of(r.method, r.model, r.locale)
             if ys.notna().any() and not (xs > 0).any():  # costs nothing (zero-shot baseline): a reference line
-                ax.axhline(ys.mean(), color=c, ls="--", lw=1)
-                ax.annotate(label, (0.01, ys.mean()), xycoords=("axes fraction", "data"), xytext=(0, 3),
-                            textcoords="offset points", fontsize=8, color=c)
+                ax.axhline(ys.mean(), color=c, ls="--", lw=1, label=f"{label} (no training)")
                 continue
             ok = (xs > 0) & ys.notna()
             if not ok.any():
                 continue
-            ax.scatter(xs[ok], ys[ok], color=c, alpha=0.35, s=18)
+            ax.scatter(xs[ok], ys[ok], color=c, marker=m, alpha=0.35, s=18)
             mx, my = xs[ok].mean(), ys[ok].mean()
             sd = ys[ok].std(ddof=1) if ok.sum() > 1 else 0.0
-            ax.errorbar([mx], [my], yerr=[sd], fmt="o", color=c, capsize=4, ms=7)
-            ax.annotate(label, (mx, my), textcoords="offset points", xytext=(6, 6), fontsize=8, color=c)
+            ax.errorbar([mx], [my], yerr=[sd], fmt=m, color=c, capsize=4, ms=7, label=label)
         ax.set_xscale("log")
-        ax.margins(x=0.12, y=0.1)  # room for the labels at the edges
+        ax.margins(x=0.08, y=0.1)
         ax.set(xlabel=xlabel, ylabel=metric, title=f"{task}: {metric} vs {xlabel.split(',')[0]}")
         ax.grid(alpha=0.3, which="both")
+        _legend(ax)
     fig.tight_layout()
     return fig
 
@@ -114,7 +134,8 @@ def _learning_curves(df: pd.DataFrame, summary: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     panels = _panels(summary)
-    curves = []  # (task, adapter, dev metric per epoch)
+    curves = []  # (task, series label, adapter, (model, locale), dev metric per epoch)
+    (colors, markers), label_of = _series(df)
     for r in df.itertuples():
         path = os.path.join(r.run_dir, "csv", "metrics.csv") if isinstance(r.run_dir, str) else None
         metric = dict(panels).get(r.task)
@@ -122,24 +143,24 @@ def _learning_curves(df: pd.DataFrame, summary: pd.DataFrame):
             continue
         curve = learning_curve(path, val_metric(metric))
         if len(curve):
-            curves.append((r.task, r.adapter, curve))
+            curves.append((r.task, label_of(r.adapter, r.model, r.locale), r.adapter, (str(r.model), str(r.locale)),
+                           curve))
     if not curves:
         return None
-    colors = _colors(df["adapter"])
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
+    lines = {k: ("-", "--", ":", "-.")[i % 4] for i, k in enumerate(markers)}  # per (model, locale), like markers
+    fig, axes = plt.subplots(1, len(panels), figsize=(8.5 * len(panels), 4.5), squeeze=False)
     for ax, (task, metric) in zip(axes[0], panels):
         seen = set()
-        for t, adapter, curve in curves:
+        for t, label, adapter, setting, curve in curves:
             if t != task:
                 continue
-            ax.plot(curve.index + 1, curve.values, marker=".", color=colors[adapter], alpha=0.8,
-                    label=None if adapter in seen else adapter)
-            seen.add(adapter)
+            ax.plot(curve.index + 1, curve.values, marker=markers[setting], ms=3, color=colors[adapter],
+                    ls=lines[setting], alpha=0.8, label=None if label in seen else label)
+            seen.add(label)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set(xlabel="epoch", ylabel=val_metric(metric), title=f"{task}: dev {val_metric(metric)} per epoch")
         ax.grid(alpha=0.3)
-        if seen:
-            ax.legend(fontsize=8)
+        _legend(ax)
     fig.tight_layout()
     return fig
 
@@ -158,7 +179,7 @@ def _save(fig, path: str) -> str:
 
     try:
         with atomic_file(path, "wb") as f:
-            fig.savefig(f, format="png", dpi=120)
+            fig.savefig(f, format="png", dpi=120, bbox_inches="tight")  # legends sit outside
         return path
     finally:
         plt.close(fig)

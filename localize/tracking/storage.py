@@ -10,6 +10,12 @@ from safetensors.torch import load_file, save_file
 
 from localize.tracking.atomic import WriteFailed, atomic_folder
 
+# A run dir's stored model: <run dir>/model/ holds a peft adapter folder (adapter_config.json + weights)
+# or, for full fine-tuning, trainable.safetensors.
+MODEL_DIR = "model"
+PEFT_CONFIG = "adapter_config.json"
+FULL_WEIGHTS = "trainable.safetensors"
+
 
 def save_trainable(module, out_dir: str) -> dict[str, float]:
     """Save the trainable state (adapter + head for PEFT; all weights for full FT) as safetensors.
@@ -24,7 +30,7 @@ def save_trainable(module, out_dir: str) -> dict[str, float]:
                 model.save_pretrained(tmp)
             else:
                 state = {k: v.contiguous() for k, v in module.trainable_state_dict().items()}
-                save_file(state, os.path.join(tmp, "trainable.safetensors"),
+                save_file(state, os.path.join(tmp, FULL_WEIGHTS),
                           metadata={"base_model": str(module.hparams.base_model)})
     except OSError as e:  # disk full, quota, read-only: the temp is gone and out_dir untouched
         raise WriteFailed(e.errno, f"could not save the model to {out_dir} ({e.strerror or e}); nothing was written "
@@ -77,7 +83,7 @@ def storage_report(runs: Mapping[str, str] | Sequence[str], full_model_mb: float
             weights = os.path.join(model_dir, "adapter_model.safetensors")
             if recorded and os.path.exists(weights):  # recorded over the peft-wrapped model
                 full = recorded - tensor_bytes(load_file(weights)) / 2**20
-            elif os.path.exists(os.path.join(model_dir, "trainable.safetensors")):
+            elif os.path.exists(os.path.join(model_dir, FULL_WEIGHTS)):
                 full = _dir_mb(model_dir)
     if full is None:
         raise ValueError("give full_model_mb= (no run recorded the full model size)")

@@ -80,6 +80,13 @@ def quiet_libraries() -> None:
                     ".*LeafSpec.*", ".*Checkpoint directory.*exists and is not empty.*"):
         warnings.filterwarnings("ignore", message=pattern)
     logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
+    # transformers 5 checks a model's tensor-parallel plan on every load and lists (~1,000 characters)
+    # the layers it would not shard; localize never runs transformers' tensor parallelism.
+    logging.getLogger("transformers.distributed.tensor_parallel").setLevel(logging.ERROR)
+    # transformers' "Loading weights" bar for a model already on disk (hub downloads keep their own bars).
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     # Lightning's INFO lines (GPU/TPU available, a litlogger tip, checkpoint restored): the run's own
     # summary line says what matters (precision, metrics, run dir); its warnings still show.
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)

@@ -28,3 +28,19 @@ def test_e5_default_recipe_beats_reference(e5_path, tmp_path, adapter):
     """The README's run (10 epochs, ~8 min on 2 cores): test span F1 above the 0.35 floor."""
     cfg = compose_cfg(["+locale=ja", "task=ner", f"adapter={adapter}", "logger=csv"], tmp_path / "run")
     assert train(cfg)["metrics"]["test/f1"] >= (0.35 if adapter == "full" else 0.2)
+
+
+def test_loading_e5_prints_no_tensor_parallel_list_and_no_weights_bar(e5_path, capsys, caplog):
+    """The two lines transformers 5 printed on every e5 load (a ~1,000-character "layers were not sharded"
+    warning and a "Loading weights" bar) are silenced at their source by quiet_libraries."""
+    import logging
+
+    from localize.models.backbones import build_backbone
+    from localize.utils import quiet_libraries
+
+    quiet_libraries()
+    with caplog.at_level(logging.INFO):
+        build_backbone(e5_path, "token_classification", num_labels=3)
+    printed = capsys.readouterr()
+    assert "not sharded" not in caplog.text + printed.err + printed.out
+    assert "Loading weights" not in printed.err + printed.out

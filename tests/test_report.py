@@ -234,3 +234,17 @@ def test_twelve_series_get_twelve_distinct_legend_entries_and_no_labels_on_point
     one_setting = df[(df["model"] == "e5") & (df["locale"] == "ja")]
     fig = _tradeoff(one_setting, summarize(one_setting), "trainable", "trainable parameters")
     assert sorted(t.get_text() for t in fig.axes[0].get_legend().get_texts()) == ["full", "lora", "prefix"]
+
+
+def test_an_augmented_run_is_its_own_method_at_its_labelled_size(tmp_path):
+    """data.augment=[mention_swap] on 100 sentences (+ 97 copies) is compared with plain runs at 100
+    sentences, as method lora+mention_swap, never averaged with them."""
+    root = tmp_path / "logs"
+    for seed, f1, augment in ((1, 0.4, None), (1, 0.6, {"operations": ["mention_swap"], "factor": 1, "added": 97})):
+        run_dir = make_run(root / str(bool(augment)), "lora", seed, f1, 1_000, 0.5, 2.0)
+        record = json.loads((run_dir / "run.json").read_text())
+        record["data"] = {"sizes": {"train": 100 + (augment or {}).get("added", 0)}, **({"augment": augment} if augment else {})}
+        (run_dir / "run.json").write_text(json.dumps(record))
+    summary = summarize(collect(str(root)))
+    assert sorted(zip(summary["method"], summary["train_n"], summary["mean"])) == [
+        ("lora", 100, pytest.approx(0.4)), ("lora+mention_swap", 100, pytest.approx(0.6))]

@@ -78,6 +78,10 @@ def record_to_row(record: dict[str, Any], run_dir: str | None = None, source: st
     # Records written before "status" existed are finished runs (crashed ones have no record).
     row.update(status=record.get("status") or "finished", status_reason=record.get("status_reason"))
     row["train_n"] = ((record.get("data") or {}).get("sizes") or {}).get("train")
+    augment = (record.get("data") or {}).get("augment") or {}
+    if augment.get("operations"):  # an augmented run is its own method, at the size it was labelled
+        row["adapter"] = "+".join([str(row["adapter"]), *augment["operations"]])
+        row["train_n"] = row["train_n"] - augment.get("added", 0) if row["train_n"] is not None else None
     for section, keys in _SECTIONS.items():
         part = record.get(section) or {}
         row.update({k: part.get(k) for k in keys})

@@ -120,3 +120,16 @@ def test_redaction_keeps_ordinary_token_settings():
                   "hf_token": "abc", "WANDB_API_KEY": "x", "nested": {"auth_token": "y", "password": "z"}})
     assert out["tokenizer"] == "e5_small" and out["max_new_tokens"] == 48 and out["num_virtual_tokens"] == 20
     assert out["hf_token"] == out["WANDB_API_KEY"] == out["nested"]["auth_token"] == out["nested"]["password"] == "***"
+
+
+def test_tokenising_does_not_pickle_the_trainer_and_its_wandb_logger(make_cfg, capfd):
+    """datasets used to fingerprint the tokenising method by pickling the datamodule with its trainer,
+    whose W&B logger printed `wandb.require('service')` each time (x3 per run: train, dev, test)."""
+    import wandb
+
+    try:
+        train(make_cfg(NER + ["logger=default", "data.cache_tokenized=false"]))
+    finally:
+        wandb.finish()
+    out, err = capfd.readouterr()
+    assert "require('service')" not in out + err

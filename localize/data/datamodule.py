@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import pathlib
+import uuid
 import unicodedata
 from typing import Any, Sequence
 
@@ -320,8 +321,11 @@ class LocalizeDataModule(pl.LightningDataModule):
         ds = datasets.Dataset.from_list(examples)
 
         def encode() -> datasets.Dataset:
+            # Our own fingerprint: else datasets hashes the bound method by pickling the datamodule, trainer
+            # and loggers (W&B's warns when pickled). Its cache is unused; ours is keyed by _cache_key.
             return ds.map(self._encode_with_index, with_indices=True, remove_columns=ds.column_names,
-                          keep_in_memory=True, load_from_cache_file=False, desc=f"tokenise {name}")
+                          keep_in_memory=True, load_from_cache_file=False, desc=f"tokenise {name}",
+                          new_fingerprint=uuid.uuid4().hex)
 
         if not self.cache_tokenized:
             return encode()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections import Counter
 from typing import Any, Callable, Sequence
 
 import optuna
@@ -133,12 +134,10 @@ def _counted(study: optuna.Study, before: int | None = None) -> int:
 
 def best_summary(study: optuna.Study) -> dict[str, Any]:
     """``optimization_results.yaml``: the study's best trial and its trial counts by state."""
-    states = [t.state for t in study.get_trials(deepcopy=False) if SKIPPED not in t.user_attrs]
-    counts = {s.name.lower(): states.count(s) for s in TrialState if states.count(s)}
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.value is not None and not math.isnan(t.value)]
-    if not done:
-        return {"name": "optuna", "study_name": study.study_name, "trials": counts}
-    best = study.best_trial
-    return {"name": "optuna", "study_name": study.study_name, "best_params": best.params,
-            "best_value": best.value, "best_trial": best.number, "trials": counts}
+    trials = [t for t in study.get_trials(deepcopy=False) if SKIPPED not in t.user_attrs]
+    summary = {"name": "optuna", "study_name": study.study_name,
+               "trials": dict(Counter(t.state.name.lower() for t in trials))}
+    if any(t.state == TrialState.COMPLETE and not math.isnan(t.value) for t in trials):
+        best = study.best_trial
+        summary.update(best_params=best.params, best_value=best.value, best_trial=best.number)
+    return summary

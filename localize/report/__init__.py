@@ -66,8 +66,8 @@ def analyse(folder: str, metric: str | None = None, wandb_project: str | None = 
     runs = df[kinds == "compared"] if len(df) else df
     folds = is_cv(runs)  # folds of a CV group are pooled (localize.report.cv), not averaged as seeds
     summary = add_intervals(summarize(runs[~folds], metric), runs[~folds])
-    scored = runs[runs["status"].isin(SCORED)] if len(runs) else runs  # failed runs: listed, not plotted
-    return {"runs": runs, "plotted": scored[~is_cv(scored)] if len(scored) else scored,
+    plotted = runs[~folds & runs["status"].isin(SCORED)] if len(runs) else runs  # failed runs: listed only
+    return {"runs": runs, "plotted": plotted,
             "evaluations": df[kinds == "evaluate"], "debug": df[kinds == "debug"],
             "label_noise": df[kinds == "label_noise"], "summary": summary,
             "tests": paired_tests(summary, runs[~folds], reference), "cv": summarize_cv(runs, metric, reference),

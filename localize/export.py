@@ -41,6 +41,7 @@ from torch import nn
 
 from localize.config import CONF_DIR
 from localize.model_card import aggregation_strategy, card_json, render
+from localize.models.crf import unwrap_crf
 from localize.tracking.atomic import atomic_file, atomic_folder
 from localize.runs import RunInfo, build_datamodule, build_untrained, load_run, read_run
 
@@ -105,6 +106,10 @@ def export(run_dir: str, out: str, quantize: str | None = None, atol: float = 1e
                          f"leave out merge=false")
     if not merge and quantize:
         raise ValueError("quantize=int8 quantises merged weights: leave out merge=false, or leave out quantize")
+    crf = bool(info.cfg.module.get("crf", False))
+    if crf and not merge:
+        raise ValueError(f"{info.run_dir} has a CRF head (module.crf=true), which a peft adapter folder cannot "
+                         f"carry to a plain Transformers model: leave out merge=false")
     head = str(info.cfg.task.head)
     if head not in PIPELINE_TASK:
         raise ValueError(f"export writes classification models; {info.run_dir} has a {head} head")
@@ -125,6 +130,8 @@ def export(run_dir: str, out: str, quantize: str | None = None, atol: float = 1e
     labels = info.labels
     if merge:
         model = module.model.merge_and_unload() if info.kind == "peft" else module.model
+        # A CRF run exports its emission classifier: a pipeline decodes per token (export.json says so).
+        model = unwrap_crf(model) if crf else model
         model.config.id2label = dict(enumerate(labels))
         model.config.label2id = {name: i for i, name in enumerate(labels)}
         model.config.num_labels = len(labels)
@@ -147,6 +154,9 @@ def export(run_dir: str, out: str, quantize: str | None = None, atol: float = 1e
         "merged": merge and info.kind == "peft", "labels": labels, "pipeline_task": PIPELINE_TASK[head],
         "max_abs_logit_diff": diff, "atol": atol, "size_mb": _folder_mb(out),
     }
+    if crf:
+        report["crf"] = ("the CRF transition scores are not in this model: a pipeline decodes each token on its own; "
+                         "python -m localize.predict run=<run dir> decodes with them")
     report.update(card_json(base))
     if head == "token_classification":
         report["aggregation_strategy"] = aggregation_strategy(info.locale)

@@ -371,3 +371,10 @@ def test_locale_without_a_language_token_names_the_fix(tiny_nllb):
     tok = _datamodule(tiny_nllb()).tokenizer
     with pytest.raises(ValueError, match="has no token 'jpn_Japn'"):
         language_token_id(tok, "jpn_Japn")
+
+
+def test_head_warmup_on_a_model_without_a_head_names_the_fix_and_the_fix_trains(mt_cfg):
+    with pytest.raises(ValueError, match=r"no trainable task head.*Fix: module.head_warmup_ratio=0$"):
+        train(mt_cfg(["adapter=lora", "module.head_warmup_ratio=0.5"]))
+    record = train(mt_cfg(["adapter=lora", "module.head_warmup_ratio=0"]))
+    assert record["status"] in ("finished", "degenerate")

@@ -26,9 +26,10 @@ def main(folder: str) -> int:
         config = OmegaConf.create(record["config"])  # the resolved config holds each trial's values
         m, perf = record["metrics"], record["perf"]
         rows.append([run.parent.name.split("-")[0], *(f"{OmegaConf.select(config, k):.3g}" for k in searched),
-                     f"{m['val/f1_best']:.3f}", f"{m['test/f1']:.3f}", f"{perf['s_per_epoch']:.1f}",
-                     f"{perf['wall_s'] / 60:.1f}"])
-    head = ["trial", *searched, "dev F1 (best epoch, objective)", "test F1", "s/epoch", "wall min"]
+                     f"{m['val/f1_best']:.3f}", f"{m['test/f1']:.3f}", str(record.get("status", "?")),
+                     str(perf.get("optimizer_steps", "?")), f"{perf['s_per_epoch']:.1f}", f"{perf['wall_s'] / 60:.1f}"])
+    head = ["trial", *searched, "dev F1 (best epoch, objective)", "test F1", "status", "optimizer steps", "s/epoch",
+            "wall min"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += ["", f"Best (optimization_results.yaml): {best['best_params']}, dev F1 {best['best_value']:.3f}"

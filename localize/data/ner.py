@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
 from collections.abc import Sequence
@@ -181,6 +182,12 @@ class NerDataModule(LocalizeDataModule):
             rows.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
                          "word_index": enc["word_index"], "spans": spans, "segmenter": name})
         return rows
+
+    def module_kwargs(self) -> dict[str, Any]:
+        # The train split's tag frequencies, in label order: module.prior_bias starts the head at this prior.
+        counts = Counter(t for ex in self.splits["train"] for t in ex["tags"])
+        total = sum(counts.values()) or 1
+        return {**super().module_kwargs(), "label_prior": [counts.get(t, 0) / total for t in self.label_names]}
 
     @property
     def reader_options(self) -> dict[str, Any]:

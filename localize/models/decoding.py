@@ -54,7 +54,7 @@ def argmax_tags(logits: torch.Tensor, word_index: torch.Tensor, b_to_i: torch.Te
 
 
 def viterbi_tags(logits: torch.Tensor, word_index: torch.Tensor, b_to_i: torch.Tensor,
-                 transitions: torch.Tensor) -> torch.Tensor:
+                 transitions: torch.Tensor, crf: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
     """Highest-scoring valid IOB2 tag sequence per sentence over word log-softmax scores.
 
     Args:
@@ -62,6 +62,9 @@ def viterbi_tags(logits: torch.Tensor, word_index: torch.Tensor, b_to_i: torch.T
         word_index: ``[B, W]`` token position per word, -1 for truncated/padding words (trailing).
         b_to_i: ``[L]`` id of each label's I- form for B- labels (itself otherwise).
         transitions: ``iob2_transitions(label_names)``, ``[L + 1, L]`` bool.
+        crf: a CRF's learned ``(transitions [L, L], start [L], end [L])`` scores, added to the allowed
+            moves (``localize.models.crf``; a shared word's forced move gets none). Log-softmax
+            shifts each word's scores by a constant, so the best path is the CRF's over raw logits.
 
     Returns:
         ``[B, W]`` tag ids, -100 for words with ``word_index`` -1.
@@ -77,8 +80,9 @@ def viterbi_tags(logits: torch.Tensor, word_index: torch.Tensor, b_to_i: torch.T
         -1, b_to_i.to(scores.device).expand_as(scores), scores, reduce="amax", include_self=True)
     scores = torch.where(shared.unsqueeze(-1), merged, scores)
     zero = scores.new_zeros(())
-    step = torch.where(transitions[:n_labels].to(scores.device), zero, neg_inf)  # [prev, cur]
-    start = torch.where(transitions[n_labels].to(scores.device), zero, neg_inf)  # [cur]
+    learned = [t.detach().float().to(scores.device) for t in crf] if crf is not None else [zero, zero, zero]
+    step = torch.where(transitions[:n_labels].to(scores.device), learned[0], neg_inf)  # [prev, cur]
+    start = torch.where(transitions[n_labels].to(scores.device), learned[1], neg_inf)  # [cur]
     labels = torch.arange(n_labels, device=scores.device)
     cont = torch.where(labels.unsqueeze(0) == b_to_i.to(scores.device).unsqueeze(1), zero, neg_inf)
 
@@ -94,7 +98,7 @@ def viterbi_tags(logits: torch.Tensor, word_index: torch.Tensor, b_to_i: torch.T
         delta = torch.where(live, (best + scores[:, w]).clamp(min=neg_inf), delta)
         back[:, w] = torch.where(live, arg, labels)  # past the last word: carry the state
     tags = torch.empty(batch, n_words, dtype=torch.long, device=scores.device)
-    cur = delta.argmax(-1)
+    cur = (delta + learned[2]).argmax(-1)
     for w in range(n_words - 1, -1, -1):
         tags[:, w] = cur
         cur = back[:, w].gather(1, cur.unsqueeze(1)).squeeze(1)

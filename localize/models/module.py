@@ -44,6 +44,9 @@ class LocalizeLitModule(pl.LightningModule):
         base_model: the model's ``name_or_path``, recorded in checkpoints of adapter-only state.
         gradient_checkpointing: recompute each layer's activations in the backward pass instead of
             keeping them (less peak memory, ~30% more compute).
+        head_warmup_ratio: share of optimizer steps in which only the task head trains (linear probing
+            first, then fine-tuning: LP-FT, Kumar et al. 2022), so a random head's gradients do not
+            reach the backbone or adapter.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class LocalizeLitModule(pl.LightningModule):
         head_lr: float | None = None,
         base_model: str | None = None,
         gradient_checkpointing: bool = False,
+        head_warmup_ratio: float = 0.0,
     ) -> None:
         super().__init__()
         # Plain lists: checkpoints load with torch's weights_only=True, which refuses OmegaConf types.
@@ -101,13 +105,26 @@ class LocalizeLitModule(pl.LightningModule):
         wd = self.optimizer_factory.keywords.get("weight_decay", 0.0)
         params = param_groups(self.model, lr, self.hparams.head_lr, wd)
         optimizer = self.optimizer_factory(params=params, lr=lr)
+        total = int(self.trainer.estimated_stepping_batches)
+        self._head_only_steps = int(self.hparams.head_warmup_ratio * total)
+        if self._head_only_steps and not any(g["name"].startswith("head") for g in params):
+            raise ValueError(f"module.head_warmup_ratio={self.hparams.head_warmup_ratio}: this model has no "
+                             "trainable task head to train alone. Fix: module.head_warmup_ratio=0")
         if self.scheduler_factory is None:
             return optimizer
-        total = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(
             optimizer, num_warmup_steps=int(self.hparams.warmup_ratio * total), num_training_steps=total
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Head warm-up: the body's gradients are dropped (None, not zero), so AdamW leaves the body, its
+        # moments and its weight decay untouched, and gradient clipping sees the head alone.
+        if self.trainer.global_step < getattr(self, "_head_only_steps", 0):
+            for group in optimizer.param_groups:
+                if not group.get("name", "").startswith("head"):
+                    for p in group["params"]:
+                        p.grad = None
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # RNG states make a resumed run continue exactly like an uninterrupted one (dropout masks).

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 from torchmetrics import MaxMetric
 
-from localize.models.decoding import DECODERS, argmax_tags, iob2_transitions, shared_words
+from localize.models import crf as crf_lib
+from localize.models.decoding import DECODERS, argmax_tags, iob2_transitions, shared_words, viterbi_tags
 from localize.models.module import LocalizeLitModule
 from localize.tracking.intervals import TestPredictions
 from localize.tracking.metrics import SpanF1
@@ -21,13 +22,27 @@ class TokenClassificationLitModule(LocalizeLitModule):
 
     ``decoding`` (``module.decoding``) turns logits into word tags for val/test scoring and
     ``predict``: ``argmax`` per word, or ``viterbi`` (the best valid IOB2 sequence,
-    ``localize.models.decoding``)."""
+    ``localize.models.decoding``).
 
-    def __init__(self, *args, max_words: int = 512, decoding: str = "argmax", **kwargs) -> None:
+    ``crf`` (``module.crf``): the classifier gets CRF transition scores (``localize.models.crf``), training
+    minimises the CRF's negative log-likelihood of the gold word tags, and decoding is Viterbi with the
+    learned scores (``decoding`` is not read).
+
+    ``prior_bias`` (``module.prior_bias``): the classifier's bias starts at the log of ``label_prior`` (the
+    train split's tag frequencies, from the datamodule), so the untrained head already predicts the label
+    prior and the first steps do not have to move the encoder there (experiments/lora_collapse)."""
+
+    def __init__(self, *args, max_words: int = 512, decoding: str = "argmax", crf: bool = False,
+                 prior_bias: bool = False, label_prior: list[float] | None = None, **kwargs) -> None:
+        # Both change the head before the adapter is applied, so peft trains and saves the changed head.
+        backbone = kwargs["backbone"]
+        prior = label_prior if prior_bias else None
+        kwargs["backbone"] = lambda **kw: head_init(backbone(**kw), prior, crf)
         super().__init__(*args, **kwargs)
         if decoding not in DECODERS:
             raise ValueError(f"module.decoding={decoding!r} is not one of {sorted(DECODERS)}. Fix: module.decoding=argmax")
-        self.decode = DECODERS[decoding]
+        self.decode = self.crf_decode if crf else DECODERS[decoding]
+        self.crf = crf
         self.register_buffer("transitions", iob2_transitions(self.label_names), persistent=False)
         # B-X -> I-X by id: a word that shares its token with the previous word continues that
         # word's entity (one token cannot start two entities).
@@ -39,7 +54,25 @@ class TokenClassificationLitModule(LocalizeLitModule):
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         # The loss comes out of the HF/peft forward: AdaLoRA adds its orthogonal regulariser there.
-        return self(**{k: batch[k] for k in MODEL_INPUTS}).loss
+        out = self(**{k: batch[k] for k in MODEL_INPUTS})
+        return self.crf_loss(out, batch) if self.crf else out.loss
+
+    def crf_loss(self, out, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The CRF's NLL of the gold word tags, plus what the model's own loss holds beyond the token
+        cross-entropy (AdaLoRA's orthogonal regulariser; zero for other methods)."""
+        logits = out.logits
+        extra = out.loss - nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), batch["labels"].view(-1))
+        mask = crf_lib.training_mask(batch["word_index"], batch["word_labels"])
+        scores = crf_lib.constrained(crf_lib.crf_head(self.model), self.transitions)
+        nll = crf_lib.crf_nll(crf_lib.word_emissions(logits, batch["word_index"]), batch["word_labels"], mask, *scores)
+        return nll + extra
+
+    def crf_decode(self, logits: torch.Tensor, word_index: torch.Tensor, b_to_i: torch.Tensor,
+                   transitions: torch.Tensor | None = None) -> torch.Tensor:
+        """Viterbi under IOB2 with the CRF's learned scores (a ``DECODERS`` signature)."""
+        head = crf_lib.crf_head(self.model)
+        return viterbi_tags(logits, word_index, b_to_i, self.transitions.to(logits.device),
+                            crf=(head.transitions, head.start, head.end))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.training_loss(batch)
@@ -50,7 +83,8 @@ class TokenClassificationLitModule(LocalizeLitModule):
 
     def _eval_step(self, batch: dict[str, torch.Tensor], metric: SpanF1, stage: str) -> None:
         out = self(**{k: batch[k] for k in MODEL_INPUTS})
-        self.log(f"{stage}/loss", out.loss, batch_size=batch["input_ids"].shape[0], sync_dist=True)
+        loss = self.crf_loss(out, batch) if self.crf else out.loss
+        self.log(f"{stage}/loss", loss, batch_size=batch["input_ids"].shape[0], sync_dist=True)
         pred = self.decode(out.logits, batch["word_index"], self.b_to_i, self.transitions)
         if self.score_map is not None:  # a type this data does not score reads as O (-100 stays)
             pred = torch.where(pred >= 0, self.score_map.to(pred.device)[pred.clamp(min=0)], pred)
@@ -112,6 +146,19 @@ class TokenClassificationLitModule(LocalizeLitModule):
             rows.append({"index": i, "labels": word_labels[r][keep].numpy() if labelled else None,
                          "probs": probs[r][keep].numpy(), "words": keep.nonzero().flatten().tolist()})
         return rows
+
+
+def head_init(model: nn.Module, prior: Sequence[float] | None, crf: bool) -> nn.Module:
+    """The built backbone with its classifier's bias at ``log(prior)`` (when given) and the CRF head (when
+    ``crf``). ``prior`` None: a rebuilt run, whose trained bias is loaded next."""
+    if prior is not None:
+        bias = getattr(getattr(model, "classifier", None), "bias", None)
+        if bias is None:
+            raise ValueError(f"module.prior_bias=true needs a classifier with a bias; {type(model).__name__} has none. "
+                             f"Fix: module.prior_bias=false")
+        with torch.no_grad():
+            bias.copy_(torch.tensor(prior, dtype=bias.dtype).clamp(min=1e-6).log())
+    return crf_lib.add_crf_head(model) if crf else model
 
 
 def score_map(label_names: Sequence[str], types: Sequence[str]) -> torch.Tensor:

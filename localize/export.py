@@ -40,8 +40,8 @@ from omegaconf import DictConfig
 from torch import nn
 
 from localize.config import CONF_DIR
-from localize.model_card import aggregation_strategy, card_json, render
-from localize.models.crf import unwrap_crf
+from localize.model_card import aggregation_strategy, card_json, portable_configs, render
+from localize.models.crf import CRF_EXPORT_NOTE, unwrap_crf
 from localize.tracking.atomic import atomic_file, atomic_folder
 from localize.runs import RunInfo, build_datamodule, build_untrained, load_run, read_run
 
@@ -53,9 +53,6 @@ LEGACY_QUANTIZED_FILE = "quantized_int8.pt"  # older exports: a pickle, never re
 QUANTIZED_FORMAT = "localize-int8-dynamic/1"
 REPORT = "export.json"
 CARD = "README.md"
-# Tokenizer settings that describe how this machine loaded the files, not the tokenizer.
-MACHINE_KEYS = ("local_files_only", "is_local", "cache_dir", "_commit_hash", "token", "use_auth_token", "proxies",
-                "force_download", "resume_download", "name_or_path")
 # Inputs for the equality check: several scripts, entities, digits, a long-ish sentence.
 SAMPLE_TEXTS = [
     "2005年7月14日、南アフリカ共和国ダーバンで開催中の第29回世界遺産会議で知床が登録された。",
@@ -130,8 +127,7 @@ def export(run_dir: str, out: str, quantize: str | None = None, atol: float = 1e
     labels = info.labels
     if merge:
         model = module.model.merge_and_unload() if info.kind == "peft" else module.model
-        # A CRF run exports its emission classifier: a pipeline decodes per token (export.json says so).
-        model = unwrap_crf(model) if crf else model
+        model = unwrap_crf(model)  # a CRF run exports its emission classifier (export.json "crf" says so)
         model.config.id2label = dict(enumerate(labels))
         model.config.label2id = {name: i for i, name in enumerate(labels)}
         model.config.num_labels = len(labels)
@@ -154,9 +150,7 @@ def export(run_dir: str, out: str, quantize: str | None = None, atol: float = 1e
         "merged": merge and info.kind == "peft", "labels": labels, "pipeline_task": PIPELINE_TASK[head],
         "max_abs_logit_diff": diff, "atol": atol, "size_mb": _folder_mb(out),
     }
-    if crf:
-        report["crf"] = ("the CRF transition scores are not in this model: a pipeline decodes each token on its own; "
-                         "python -m localize.predict run=<run dir> decodes with them")
+    report.update({"crf": CRF_EXPORT_NOTE} if crf else {})
     report.update(card_json(base))
     if head == "token_classification":
         report["aggregation_strategy"] = aggregation_strategy(info.locale)
@@ -171,30 +165,6 @@ def export(run_dir: str, out: str, quantize: str | None = None, atol: float = 1e
     with atomic_file(os.path.join(out, REPORT)) as f:
         json.dump(report, f, indent=2, ensure_ascii=False)
     return report
-
-
-def portable_configs(folder: str, base_hub_id: str | None = None, revision: str | None = None) -> None:
-    """Strip this machine from an export's configs: ``MACHINE_KEYS`` and absolute local paths out of
-    ``tokenizer_config.json``; in an adapter folder, ``base_model_name_or_path`` set to the public id."""
-    path = os.path.join(folder, "tokenizer_config.json")
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-        config = {k: v for k, v in config.items() if k not in MACHINE_KEYS and not _local_path(v)}
-        with atomic_file(path) as f:
-            json.dump(config, f, indent=2, ensure_ascii=False)
-    path = os.path.join(folder, "adapter_config.json")
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-        config["base_model_name_or_path"] = base_hub_id
-        config["revision"] = revision
-        with atomic_file(path) as f:
-            json.dump(config, f, indent=2, ensure_ascii=False)
-
-
-def _local_path(value: Any) -> bool:
-    return isinstance(value, str) and os.path.isabs(value) and os.path.exists(value)
 
 
 def _reload(out: str, head: str) -> nn.Module:

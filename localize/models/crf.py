@@ -15,6 +15,11 @@ from torch import nn
 from localize.models.decoding import shared_words
 
 
+# export.json's word on a CRF run's export (``localize.export`` writes the emission classifier only).
+CRF_EXPORT_NOTE = ("the CRF transition scores are not in this model: a pipeline decodes each token on its own; "
+                   "python -m localize.predict run=<run dir> decodes with them")
+
+
 class CRFHead(nn.Module):
     """The model's token classifier plus CRF scores. Its output is the classifier's, unchanged.
 

@@ -105,13 +105,14 @@ class LocalizeLitModule(pl.LightningModule):
         wd = self.optimizer_factory.keywords.get("weight_decay", 0.0)
         params = param_groups(self.model, lr, self.hparams.head_lr, wd)
         optimizer = self.optimizer_factory(params=params, lr=lr)
-        total = int(self.trainer.estimated_stepping_batches)
-        self._head_only_steps = int(self.hparams.head_warmup_ratio * total)
+        ratio = self.hparams.head_warmup_ratio
+        self._head_only_steps = int(ratio * self.trainer.estimated_stepping_batches) if ratio else 0
         if self._head_only_steps and not any(g["name"].startswith("head") for g in params):
-            raise ValueError(f"module.head_warmup_ratio={self.hparams.head_warmup_ratio}: this model has no "
-                             "trainable task head to train alone. Fix: module.head_warmup_ratio=0")
+            raise ValueError(f"module.head_warmup_ratio={ratio}: this model has no trainable task head to train "
+                             "alone. Fix: module.head_warmup_ratio=0")
         if self.scheduler_factory is None:
             return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(
             optimizer, num_warmup_steps=int(self.hparams.warmup_ratio * total), num_training_steps=total
         )

@@ -82,12 +82,6 @@ def constrained(head: CRFHead, allowed: torch.Tensor, floor: float = -1e4) -> tu
     return trans, start, head.end
 
 
-def word_emissions(logits: torch.Tensor, word_index: torch.Tensor) -> torch.Tensor:
-    """``[B, W, L]`` float scores of each word: the logits of the token it reads."""
-    idx = word_index.clamp(min=0).unsqueeze(-1).expand(-1, -1, logits.shape[-1])
-    return logits.float().gather(1, idx)
-
-
 def crf_nll(emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor, transitions: torch.Tensor,
             start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
     """Mean over sentences of ``log Z - score(gold path)``.

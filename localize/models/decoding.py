@@ -45,6 +45,13 @@ def shared_words(word_index: torch.Tensor) -> torch.Tensor:
     return shared
 
 
+def word_scores(scores: torch.Tensor, word_index: torch.Tensor) -> torch.Tensor:
+    """``[B, W, L]`` float: each word's row of the token scores ``[B, T, L]`` (the token it reads). Words
+    with ``word_index`` -1 read token 0: mask them."""
+    idx = word_index.clamp(min=0).unsqueeze(-1).expand(-1, -1, scores.shape[-1])
+    return scores.float().gather(1, idx)
+
+
 def argmax_tags(logits: torch.Tensor, word_index: torch.Tensor, b_to_i: torch.Tensor,
                 transitions: torch.Tensor | None = None) -> torch.Tensor:
     """Per word the argmax label at its token (``transitions`` unused: same signature as Viterbi)."""
@@ -71,8 +78,7 @@ def viterbi_tags(logits: torch.Tensor, word_index: torch.Tensor, b_to_i: torch.T
     """
     n_labels = logits.shape[-1]
     mask = word_index >= 0
-    idx = word_index.clamp(min=0)
-    scores = logits.float().log_softmax(-1).gather(1, idx.unsqueeze(-1).expand(-1, -1, n_labels))  # [B, W, L]
+    scores = word_scores(logits, word_index).log_softmax(-1)  # [B, W, L]
     shared = shared_words(word_index)
     # A shared word's tag I-X is scored by its token's best of B-X/I-X (argmax's B->I rule).
     neg_inf = torch.finfo(scores.dtype).min

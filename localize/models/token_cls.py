@@ -8,7 +8,8 @@ from torch import nn
 from torchmetrics import MaxMetric
 
 from localize.models import crf as crf_lib
-from localize.models.decoding import DECODERS, argmax_tags, iob2_transitions, shared_words, viterbi_tags
+from localize.models.decoding import (DECODERS, argmax_tags, iob2_transitions, shared_words, viterbi_tags,
+                                     word_scores)
 from localize.models.module import LocalizeLitModule
 from localize.tracking.intervals import TestPredictions
 from localize.tracking.metrics import SpanF1
@@ -64,7 +65,7 @@ class TokenClassificationLitModule(LocalizeLitModule):
         extra = out.loss - nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), batch["labels"].view(-1))
         mask = crf_lib.training_mask(batch["word_index"], batch["word_labels"])
         scores = crf_lib.constrained(crf_lib.crf_head(self.model), self.transitions)
-        nll = crf_lib.crf_nll(crf_lib.word_emissions(logits, batch["word_index"]), batch["word_labels"], mask, *scores)
+        nll = crf_lib.crf_nll(word_scores(logits, batch["word_index"]), batch["word_labels"], mask, *scores)
         return nll + extra
 
     def crf_decode(self, logits: torch.Tensor, word_index: torch.Tensor, b_to_i: torch.Tensor,
@@ -187,8 +188,7 @@ def word_probabilities(logits: torch.Tensor, word_index: torch.Tensor, b_to_i: t
     with the previous word gets that token's B-X mass as I-X, as in decoding (one token cannot start
     two entities). Words with ``word_index`` -1 read token 0: mask them."""
     logits, word_index = logits.float().cpu(), word_index.cpu()
-    idx = word_index.clamp(min=0).unsqueeze(-1).expand(-1, -1, logits.shape[-1])
-    probs = logits.softmax(-1).gather(1, idx)
+    probs = word_scores(logits, word_index).softmax(-1)
     shared = shared_words(word_index)
     if shared.any():
         folded = torch.zeros_like(probs).index_add_(2, b_to_i.cpu(), probs)

@@ -35,7 +35,7 @@ from localize.runs import RunInfo, load_run, read_run, same_weights
 from localize.data.errors import DataError, LabelsUnknownToModel
 from localize.data.sources import source_key
 from localize.tracking.callbacks import reset_peak_memory
-from localize.tracking.record import RECORD, atomic_write_json, build_record, write_test_predictions
+from localize.tracking.record import RECORD, atomic_write_json, build_record, retest_group, write_test_predictions
 from localize.tracking.wandb import log_run_end
 from localize.validate import check_config
 from localize.utils import build, check_writable, instantiate_dict, quiet_libraries, resolved_config
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 # Data settings that define the test split: left null in conf/evaluate.yaml, they are taken from
 # the evaluated run when it is evaluated on the data source it trained on — the same seed and sizes
 # give the same test split, so training sentences of an unsplit corpus never leak into the test.
-SPLIT_KEYS = ("split_sizes", "max_eval_examples")
+SPLIT_KEYS = ("split_sizes", "max_eval_examples", "cv_folds", "cv_fold", "cv_dev")
 
 
 def _eval_name(run: str | None, model: str | None, locale: str | None, task: str | None) -> str:
@@ -131,6 +131,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         labels=list(labels) if labels is not None else None,
         params=(info.record.get("params") if info else None) or module.param_counts,
     )
+    if record.get("cv_group") and info is not None and info.record.get("cv_group"):
+        # A CV fold re-tested on its own fold (e.g. module.decoding=viterbi): the re-tests of one group's
+        # folds pool as a group of their own, which the report pairs with the trained one on the same examples.
+        record["cv_group"] = retest_group(info.record["cv_group"], inference)
     clean = module.test_predictions()
     write_test_predictions(out_dir, clean)
     if cfg.get("perturb") is not None:  # after the clean predictions are kept: each test pass replaces them

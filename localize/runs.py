@@ -206,11 +206,11 @@ def _saved_kind(run_dir: str, model_dir: str, ckpt_path: str | None = None) -> s
 def _run_labels(run_dir: str, record: Mapping[str, Any], cfg: DictConfig) -> list[str] | None:
     """The trained label set: the record's, else the run's training data read again through its own
     (recomposed) data config — deterministic: same files, same seed."""
+    for labels in (record.get("labels"), (record.get("results") or {}).get("labels")):
+        if labels:  # any head: a causal LM scoring label words (adapter=icl) has labels too
+            return [str(x) for x in labels]
     if cfg.task.get("head") not in _LABELLED_HEADS:
         return None
-    for labels in (record.get("labels"), (record.get("results") or {}).get("labels")):
-        if labels:
-            return [str(x) for x in labels]
     try:
         return list(build(cfg.data).label_names)
     except Exception as e:
@@ -239,6 +239,7 @@ def build_untrained(info: RunInfo, adapter: bool = True):
     ``tiny_random`` backbone gets the same random weights as in training.
     """
     kwargs: dict[str, Any] = {"label_names": info.labels} if info.labels is not None else {}
+    kwargs.update(info.record.get("module_inputs") or {})  # what the data gave the module (localize.train)
     if not adapter:
         kwargs["adapter"] = None
     with torch.random.fork_rng(devices=[]):

@@ -91,9 +91,31 @@ def suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
     return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
 
 
+def default_params(searched: dict[str, BaseDistribution], config: Any) -> dict[str, Any]:
+    """The composed config's value at each searched key: the recipe a run without the sweep would use.
+
+    Raises:
+        ValueError: a key with no value in the config, or a default outside its searched range.
+    """
+    from omegaconf import OmegaConf
+
+    params = {}
+    for name, dist in searched.items():
+        value = OmegaConf.select(config, name, default=None)
+        inside = (value in dist.choices if isinstance(dist, CategoricalDistribution)
+                  else value is not None and dist.low <= value <= dist.high)
+        if not inside:
+            raise ValueError(f"hydra.sweeper.enqueue_defaults=true: the default {name}={value} is outside its "
+                             f"searched range {dist}. Fix: widen the range to include it, or "
+                             f"hydra.sweeper.enqueue_defaults=false")
+        params[name] = value
+    return params
+
+
 def run_study(study: optuna.Study, searched: dict[str, BaseDistribution], fixed: Sequence[str], n_trials: int,
               launch: Callable[[list[str], int], float | None],
-              sampler_for: Callable[[int], optuna.samplers.BaseSampler] | None = None) -> int:
+              sampler_for: Callable[[int], optuna.samplers.BaseSampler] | None = None,
+              first: dict[str, Any] | None = None) -> int:
     """Run trials of ``study`` until it holds ``n_trials`` (all workers together); returns how many ran here.
 
     Args:
@@ -101,8 +123,12 @@ def run_study(study: optuna.Study, searched: dict[str, BaseDistribution], fixed:
             or NaN: the trial failed).
         sampler_for: a sampler per trial number, so each worker's draws are seeded by the trial they are
             for (two workers with one ``seed`` would otherwise draw the same values).
+        first: parameters the study's first trial runs (``default_params``: the default recipe), so a small
+            search can never end below the default. A study that already holds them does not add them again.
     """
     ran = 0
+    if first and _counted(study) < n_trials:
+        study.enqueue_trial(first, skip_if_exists=True)
 
     def objective(trial: optuna.Trial) -> float:
         nonlocal ran

@@ -65,6 +65,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 cfg, metrics=metrics, status=FAILED, status_reason=str(e), **common))
         raise
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if module.param_counts["trainable"] == 0:  # nothing trained (in-context prompting): score dev once
+        validated = trainer.validate(module, datamodule=datamodule, verbose=False)
+        metrics.update(validated[0] if validated else {})
     if cfg.test:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True,
@@ -76,12 +79,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     stats = next((c.stats for c in callbacks if isinstance(c, RunStatsCallback)), {})
     storage = save_trainable(module, os.path.join(out_dir, "model"))
     dev_counts = next((c.dev_counts for c in callbacks if isinstance(c, RunHealthCallback)), None)
-    status, reason = run_status(metrics, dev_counts, module.label_names, cfg.task.get("monitor"))
+    status, reason = run_status(metrics, dev_counts, module.label_names, cfg.task.get("monitor"),
+                                getattr(module, "collapse_fix", None))
     if reason:
         log.warning("run %s is %s: %s", cfg.run_name, status, reason)
     # localize.runs rebuilds the run from conf/ + the recorded overrides (never from the stored config).
     record = build_record(cfg, metrics=metrics, perf=stats, storage=storage, status=status, status_reason=reason,
-                          **common)
+                          module_inputs=datamodule.inference_kwargs(), **common)
     for lg in trainer.loggers:
         lg.log_metrics({f"storage/{k}": v for k, v in storage.items()}, step=trainer.global_step)
     write_test_predictions(out_dir, module.test_predictions())  # ids were set by build_record

@@ -108,8 +108,12 @@ KNOBS: dict[str, Knob] = {
                                                          "16-true", "64-true", 32, 16, 64, "bf16", "16")),
     "trainer.accelerator": Knob("str", "auto", choices=("auto", "cpu", "gpu", "cuda", "mps", "tpu")),
     # ---- adapter / module (the optimiser and the peft config)
-    "adapter.lr": Knob("float", 3e-4, above=0, why="learning rate"),
-    "adapter.head_lr": Knob("float", 1e-3, above=0, why="learning rate of the head"),
+    # null: nothing trains (adapter=icl); a trained method without one is refused by the module, with the fix.
+    "adapter.lr": Knob("float", 3e-4, above=0, nullable=True, why="learning rate"),
+    "adapter.head_lr": Knob("float", 1e-3, above=0, nullable=True, why="learning rate of the head"),
+    "adapter.k": Knob("int", 4, min=0, why="in-context demonstrations per prompt"),
+    "adapter.selection": Knob("str", "random", choices=("random", "nearest"), why="how demonstrations are picked"),
+    "adapter.calibrate": Knob("bool", False, why="contextual calibration"),
     "adapter.freeze_embeddings": Knob("bool", False),
     "adapter.peft.r": Knob("int", 16, min=1, why="LoRA rank"),
     "adapter.peft.lora_alpha": Knob("float", 32, above=0, why="LoRA scale"),
@@ -175,6 +179,11 @@ def check_config(cfg: DictConfig) -> None:
     Raises:
         ValueError: the first wrong value: ``<key>=<value> <problem> (<what it is>). Fix: <key>=<example>``.
     """
+    tasks = OmegaConf.select(cfg, "adapter.tasks", default=None)
+    task = OmegaConf.select(cfg, "task.name", default=None)
+    if tasks and task not in tasks:  # a method made for some tasks only (adapter=icl: label words, example pairs)
+        raise ValueError(f"adapter={cfg.adapter.name} works for task={'|'.join(tasks)}, not task={task}. "
+                         f"Fix: task={tasks[0]}, or adapter=lora for task={task}")
     for key, knob in KNOBS.items():
         value = _value(cfg, key)
         if value is _ABSENT:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -150,7 +151,8 @@ def test_cv_group_is_one_configuration_whatever_the_fold():
 
 def test_two_fold_run_is_pooled_in_the_report(tmp_path):
     """Folds 0 and 1 trained in-process; the report pools their out-of-fold predictions: 500 examples,
-    each once, and the pooled F1 is seqeval's over the concatenated predictions."""
+    each once, and the pooled F1 is seqeval's over the concatenated predictions; then each fold is
+    re-tested (``_retest_folds_with_viterbi``)."""
     from localize.report import collect, write_report
     from localize.report.cv import summarize_cv
     from localize.tracking.metrics import span_scores
@@ -173,6 +175,35 @@ def test_two_fold_run_is_pooled_in_the_report(tmp_path):
     text = Path(out["markdown"]).read_text()
     assert "## Cross-validation" in text and "500/500" in text
     assert (tmp_path / "report" / "cv.csv").exists()
+    _retest_folds_with_viterbi(tmp_path, records)
+
+
+def _retest_folds_with_viterbi(tmp_path: Path, records: list[dict]) -> None:
+    """localize.evaluate on a fold run tests that fold again (not the plain split, which holds the fold's
+    training sentences); re-tests with module.decoding=viterbi pool as their own group, paired with the
+    argmax folds on the same examples."""
+    from localize.evaluate import evaluate
+    from localize.report import collect
+    from localize.report.cv import summarize_cv
+
+    def retest(i: int, *extra: str) -> dict:
+        cfg = compose_cfg([f"run={tmp_path / f'fold{i}'}", "trainer=cpu", "logger=none", *extra],
+                          tmp_path / "evals" / f"fold{i}-{len(extra)}", config_name="evaluate")
+        return evaluate(cfg)
+
+    again = retest(0)
+    assert again["data"]["cv"]["test_index"] == records[0]["data"]["cv"]["test_index"]
+    assert again["metrics"]["test/f1"] == records[0]["metrics"]["test/f1"]
+    shutil.rmtree(tmp_path / "evals" / "fold0-0")  # a one-fold group: the pairing below is with the trained folds
+    viterbi = [retest(i, "module.decoding=viterbi", "tags=[viterbi]") for i in range(2)]
+    assert viterbi[0]["cv_group"] == viterbi[1]["cv_group"] != records[0]["cv_group"]
+    assert len(summarize_cv(collect(str(tmp_path / "evals")))) == 1  # the two re-tests: one group
+    table = summarize_cv(collect(str(tmp_path)), reference=records[0]["adapter"]).set_index("method")
+    row = table.loc[f"{records[0]['adapter']}+viterbi"]
+    assert (row.pooled_n, bool(row.complete)) == (500, True) and row.reference == records[0]["adapter"]
+    assert not str(row.verdict).startswith("not paired") and 0 < row.p_value <= 1  # the same 500 sentences
+    assert row.retest_of == records[0]["adapter"] and row.retest_difference == pytest.approx(row.difference)
+    assert table.loc[records[0]["adapter"], "retest_of"] is None  # the trained folds re-test nothing
 
 
 def _fake_fold(root: Path, adapter: str, fold: int, pool: list[dict], test: list[int], pred,

@@ -134,3 +134,49 @@ def test_a_killed_workers_trial_is_failed_and_the_study_goes_on(tmp_path):
     states = [t.state for t in study.trials]
     assert states == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
     assert not math.isnan(study.best_value)
+
+
+def test_the_first_trial_runs_the_default_recipe_once():
+    """``first``: trial 0 runs the given parameters; a re-run of the study does not add them again."""
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    searched, _ = split_overrides(["x=interval(0.0, 1.0)", "b=choice(8, 16)"])
+    seen = []
+
+    def launch(overrides, number):
+        seen.append(overrides)
+        return 0.0
+
+    assert run_study(study, searched, [], 2, launch, first={"x": 0.25, "b": 16}) == 2
+    assert seen[0] == ["x=0.25", "b=16"] and seen[1] != seen[0]
+    assert run_study(study, searched, [], 3, launch, first={"x": 0.25, "b": 16}) == 1
+    assert sum(t.params == {"x": 0.25, "b": 16} for t in study.trials) == 1  # not enqueued twice
+
+
+def test_a_default_outside_the_searched_range_names_the_key_and_the_fix_works():
+    from omegaconf import OmegaConf
+
+    from localize.study import default_params
+
+    config = OmegaConf.create({"data": {"batch_size": 12}, "adapter": {"lr": 3e-4}})
+    searched, _ = split_overrides(["data.batch_size=choice(8, 16)", "adapter.lr=tag(log, interval(6e-5, 1.5e-3))"])
+    with pytest.raises(ValueError, match=r"data.batch_size=12 is outside.*Fix: widen the range"):
+        default_params(searched, config)
+    widened, _ = split_overrides(["data.batch_size=choice(8, 12, 16)", "adapter.lr=tag(log, interval(6e-5, 1.5e-3))"])
+    assert default_params(widened, config) == {"data.batch_size": 12, "adapter.lr": 3e-4}
+
+
+def test_the_budget_search_starts_from_the_composed_default_recipe(tmp_path):
+    """The real sweeper and config (hparams_search=ner_budget): trial 0 is the adapter's default lr,
+    batch size and epochs, although the command line sweeps the lr."""
+    (tmp_path / "markers").mkdir()
+    storage = f"journal:{tmp_path}/study.journal"
+    worker = subprocess.run([sys.executable, str(ROOT / "tests" / "fixtures" / "study_worker.py"), "-m",
+                             "hparams_search=ner_budget", "+locale=ja", "adapter=lora", "logger=none",
+                             "adapter.lr=tag(log, interval(6e-5, 1.5e-3))", f"hydra.sweeper.storage={storage}",
+                             "hydra.sweeper.n_trials=2", f"+markers={tmp_path / 'markers'}",
+                             f"paths.log_dir={tmp_path / 'logs'}"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert worker.returncode == 0, (worker.stdout + worker.stderr)[-3000:]
+    study = optuna.load_study(study_name="ner_budget_lora", storage=make_storage(storage))
+    assert study.trials[0].params == {"data.batch_size": 16, "trainer.max_epochs": 10, "adapter.lr": 3e-4}
+    assert study.trials[1].params != study.trials[0].params

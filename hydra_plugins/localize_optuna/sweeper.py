@@ -21,10 +21,11 @@ log = logging.getLogger(__name__)
 class OptunaStudySweeper(Sweeper):
     def __init__(self, study_name: Optional[str], storage: Optional[str], n_trials: int, direction: str,
                  sampler: DictConfig, params: Optional[DictConfig] = None, heartbeat_interval: Optional[int] = None,
-                 grace_period: Optional[int] = None) -> None:
+                 grace_period: Optional[int] = None, enqueue_defaults: bool = False) -> None:
         self.study_name, self.storage_url, self.n_trials, self.direction = study_name, storage, n_trials, direction
         self.sampler_cfg, self.params = sampler, params or {}
         self.heartbeat = (heartbeat_interval, grace_period)
+        self.enqueue_defaults = enqueue_defaults
         self.config: Optional[DictConfig] = None
         self.launcher = None
 
@@ -46,9 +47,11 @@ class OptunaStudySweeper(Sweeper):
     def sweep(self, arguments: List[str]) -> None:
         import optuna
 
-        from localize.study import best_summary, make_storage, run_study, split_overrides
+        from localize.study import best_summary, default_params, make_storage, run_study, split_overrides
 
         searched, fixed = split_overrides([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
+        # Multirun composes the config without the sweep overrides: its values are the default recipe.
+        first = default_params(searched, self.config) if self.enqueue_defaults else None
         storage = make_storage(self.storage_url, *self.heartbeat)
         if storage is not None and not self.study_name:
             raise ValueError("a shared study needs a name: set hydra.sweeper.study_name=<name>")
@@ -57,7 +60,7 @@ class OptunaStudySweeper(Sweeper):
         log.info("Optuna study '%s' (%s): %d of %d trials there", study.study_name,
                  self.storage_url or "in memory", len(study.trials), self.n_trials)
         ran = run_study(study, searched, fixed, self.n_trials, self._launch,
-                        sampler_for=self._sampler if self.sampler_cfg.get("seed") is not None else None)
+                        sampler_for=self._sampler if self.sampler_cfg.get("seed") is not None else None, first=first)
         summary = best_summary(study)
         summary["ran_here"] = ran
         sweep_dir = str(self.config.hydra.sweep.dir)

@@ -51,7 +51,7 @@ class ClassificationDataModule(LocalizeDataModule):
 
     def module_kwargs(self) -> dict[str, Any]:
         weights = class_weights(self.splits["train"], self.label_names).tolist() if self.use_class_weights else None
-        return {"label_names": self.label_names, "class_weights": weights}
+        return {**super().module_kwargs(), "class_weights": weights}
 
     def _load_splits(self) -> dict[str, list[dict]]:
         info: dict[str, Any] = {}

@@ -32,8 +32,7 @@ from localize.models.cache import cache_root, ensure_folder
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-STAGE_SPLITS = {"fit": ("train", "validation"), "validate": ("validation",), "test": ("test",),
-                "predict": ("test",)}
+STAGE_SPLITS = {"fit": ("train", "validation"), "validate": ("validation",), "test": ("test",), "predict": ("test",)}
 
 
 def normalize(text: str, form: str | None) -> str:
@@ -179,9 +178,8 @@ class LocalizeDataModule(pl.LightningDataModule):
         raise NotImplementedError
 
     def encode_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
-        """Raw texts → model-input rows for ``predict_step``, through the training encoding (locale
-        normalisation, segmentation, alignment, truncation). Rows may carry extra fields that
-        ``decode_outputs`` needs; the collator drops what is not a model input."""
+        """Raw texts → model-input rows for ``predict_step``, through the training encoding (normalisation,
+        segmentation, alignment, truncation); extra fields are for ``decode_outputs``."""
         raise NotImplementedError(f"{type(self).__name__} does not encode raw text")
 
     def decode_outputs(self, texts: Sequence[str], rows: Sequence[dict[str, Any]],
@@ -223,7 +221,11 @@ class LocalizeDataModule(pl.LightningDataModule):
 
     def module_kwargs(self) -> dict[str, Any]:
         """Data-derived constructor arguments of the task's LightningModule (e.g. the label set)."""
-        return {"label_names": getattr(self, "label_names", None)}
+        return {"label_names": getattr(self, "label_names", None), **self.inference_kwargs()}
+
+    def inference_kwargs(self) -> dict[str, Any]:
+        """What a stored run's module needs beyond its labels (run.json ``module_inputs``; icl's verbalizers)."""
+        return {}
 
     # ---- shared ------------------------------------------------------------------------------
     @property
@@ -368,8 +370,7 @@ class LocalizeDataModule(pl.LightningDataModule):
         return PadCollator(self.tokenizer.pad_token_id)
 
     def _distributed(self) -> bool:
-        trainer = getattr(self, "trainer", None)
-        return bool(trainer is not None and trainer.world_size > 1)
+        return (getattr(getattr(self, "trainer", None), "world_size", 1) or 1) > 1
 
     def train_dataloader(self) -> DataLoader:
         ds = self.encoded["train"]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 from typing import Any, Sequence
 
@@ -155,9 +156,19 @@ class TranslationDataModule(LocalizeDataModule):
         exclude_catalogs: Sequence[str] = (),
         encoder_decoder: bool = False,
         lang_codes: dict[str, str] | None = None,
+        demonstrations: int = 0,
+        demo_selection: str = "random",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if demo_selection != "random":
+            raise ValueError(f"adapter.selection={demo_selection!r}: translation prompts show one random draw of "
+                             "example pairs. Fix: adapter.selection=random")
+        if demonstrations < 0:
+            raise ValueError(f"adapter.k={demonstrations} must be >= 0 (0: zero-shot). Fix: adapter.k=4")
+        # In-context prompting (adapter=icl): k train pairs, one seeded draw, shown before every prompt.
+        self.demonstrations = demonstrations
+        self.demo_prefix: str | None = None  # set before tokenising: part of the tokenised-cache key
         self.encoder_decoder = encoder_decoder
         # Part of the tokenised-cache key (a public attribute): another target code, other labels.
         self.tokenizer_kwargs = language_tokens(lang_codes, self.locale.get("code"))
@@ -224,16 +235,43 @@ class TranslationDataModule(LocalizeDataModule):
         info["n_pairs_kept"] = info.get("n_pairs_kept", 0) + len(out)
         return out
 
+    def _prefix(self) -> str:
+        """The demonstrations (``demonstrations`` train pairs, prompt + translation each), recorded."""
+        if not self.demonstrations:
+            return ""
+        train = self.splits["train"]
+        shown = random.Random(self.seed).sample(train, min(self.demonstrations, len(train)))
+        self.data_info["in_context"] = {"k": len(shown), "selection": "random", "demonstrations": [p["id"] for p in shown]}
+        return "".join(format_prompt(self.prompt, p["source"], self.src_lang, self.tgt_lang) + " " + p["target"]
+                       + "\n\n" for p in shown)
+
+    def _tokenise(self, name: str, examples: list[dict]):
+        if self.demo_prefix is None:
+            self.demo_prefix = self._prefix()
+        return super()._tokenise(name, examples)
+
+    def _prompt(self, source: str) -> str:
+        if self.demo_prefix is None:
+            self.demo_prefix = self._prefix()
+        prompt = self.demo_prefix + format_prompt(self.prompt, source, self.src_lang, self.tgt_lang)
+        if self.demonstrations:  # a cut prompt would lose the string to translate (encode_pair keeps the start)
+            n = len(self.tokenizer(prompt)["input_ids"])
+            if n >= self.max_length:
+                raise DataError(f"a prompt with adapter.k={self.demonstrations} example pairs has {n} tokens, "
+                                f"data.max_length={self.max_length} leaves no room for the translation. Fix: "
+                                f"data.max_length={n + 64} or adapter.k={self.demonstrations // 2}")
+        return prompt
+
     def _encode(self, example: dict[str, Any]) -> dict[str, Any]:
-        prompt = format_prompt(self.prompt, example["source"], self.src_lang, self.tgt_lang)
+        prompt = self._prompt(example["source"])
         enc = encode_pair(self.tokenizer, prompt, example["target"], self.max_length, self.encoder_decoder)
         return {**enc, "source": example["source"], "reference": example["target"]}
 
     def encode_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         """Prompts for raw English strings: one row per distinct line core (see ``line_cores``);
         whitespace and line breaks are put back by ``decode_outputs``."""
-        return [{**encode_pair(self.tokenizer, format_prompt(self.prompt, core, self.src_lang, self.tgt_lang), None,
-                               self.max_length, self.encoder_decoder), "source": core} for core in line_cores(texts)]
+        return [{**encode_pair(self.tokenizer, self._prompt(core), None, self.max_length, self.encoder_decoder),
+                 "source": core} for core in line_cores(texts)]
 
     def decode_outputs(self, texts: Sequence[str], rows: Sequence[dict[str, Any]],
                        outputs: Sequence[str]) -> list[dict[str, str]]:

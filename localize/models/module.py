@@ -47,6 +47,8 @@ class LocalizeLitModule(pl.LightningModule):
         head_warmup_ratio: share of optimizer steps in which only the task head trains (linear probing
             first, then fine-tuning: LP-FT, Kumar et al. 2022), so a random head's gradients do not
             reach the backbone or adapter.
+        frozen: no parameter trains (in-context prompting, ``adapter=icl``): the model is scored as it is
+            and ``configure_optimizers`` returns no optimizer.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class LocalizeLitModule(pl.LightningModule):
         base_model: str | None = None,
         gradient_checkpointing: bool = False,
         head_warmup_ratio: float = 0.0,
+        frozen: bool = False,
     ) -> None:
         super().__init__()
         # Plain lists: checkpoints load with torch's weights_only=True, which refuses OmegaConf types.
@@ -84,6 +87,8 @@ class LocalizeLitModule(pl.LightningModule):
             self.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         # from_pretrained returns eval mode and Lightning keeps submodule modes: enable dropout.
         self.model.train()
+        if frozen:
+            self.model.requires_grad_(False)
         self.param_counts = count_parameters(self.model)
         # Checkpoints of partly frozen models keep only the trainable state (+ the base reference),
         # so loading them must tolerate the frozen weights being absent.
@@ -99,6 +104,8 @@ class LocalizeLitModule(pl.LightningModule):
         return self.model(**batch)
 
     def configure_optimizers(self):
+        if self.param_counts["trainable"] == 0:
+            return None  # nothing trains (module.frozen): fit runs no step (the icl recipes: max_steps=0)
         lr = self.hparams.lr
         if lr is None:
             raise ValueError("no learning rate: this module was built without lr=... (set adapter.lr)")

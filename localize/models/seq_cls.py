@@ -110,12 +110,16 @@ class SequenceClassificationLitModule(LocalizeLitModule):
     def extra_results(self) -> dict:
         return {"test_confusion_matrix": self.test_confusion, "labels": self.label_names}
 
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int = 0) -> torch.Tensor:
-        """Class probabilities per text; ``ClassificationDataModule.decode_outputs`` reads them."""
+    def probabilities(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(batch, labels)`` class probabilities (on the CPU)."""
         return predict_probabilities(self.model, batch)
 
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int = 0) -> torch.Tensor:
+        """Class probabilities per text; ``ClassificationDataModule.decode_outputs`` reads them."""
+        return self.probabilities(batch)
+
     def label_probabilities(self, batch: dict[str, torch.Tensor]) -> list[dict]:
-        probs = predict_probabilities(self.model, batch)
+        probs = self.probabilities(batch)
         index = batch["index"].tolist() if "index" in batch else range(len(probs))
         given = batch["labels"].tolist() if "labels" in batch else [None] * len(probs)
         return [{"index": int(i), "labels": y, "probs": p.numpy()} for i, y, p in zip(index, given, probs)]

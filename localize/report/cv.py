@@ -30,7 +30,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 
 from localize.report.records import fmt as _fmt, metric_for
-from localize.tracking.record import read_record
+from localize.tracking.record import read_record, retested_group
 from localize.tracking.status import FAILED
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ PREDICTIONS = "test_predictions.jsonl"
 _KIND = {"ner": "spans", "translation": "translation"}
 COLUMNS = ["method", "model", "locale", "task", "seed", "cv_group", "folds", "found", "metric", "pooled", "low",
            "high", "pooled_n", "corpus_n", "complete", "fold_mean", "fold_std", "reference", "difference", "p_value",
-           "verdict", "statuses", "note"]
+           "verdict", "retest_of", "retest_difference", "retest_p", "retest_verdict", "statuses", "note"]
 
 
 def is_cv(df: pd.DataFrame) -> pd.Series:
@@ -165,6 +165,7 @@ def summarize_cv(df: pd.DataFrame, metric: str | None = None, reference: str | N
             "complete": pool["complete"], "fold_mean": values.mean() if len(values) else math.nan,
             "fold_std": values.std(ddof=1) if len(values) > 1 else math.nan,
             "reference": None, "difference": math.nan, "p_value": math.nan, "verdict": "",
+            "retest_of": None, "retest_difference": math.nan, "retest_p": math.nan, "retest_verdict": "",
             "statuses": ", ".join(f"{n} {s}" for s, n in sorted(dict(others).items())),
             "note": pool["note"],
         })
@@ -188,6 +189,20 @@ def summarize_cv(df: pd.DataFrame, metric: str | None = None, reference: str | N
                 continue
             table.loc[i, ["reference", "difference", "p_value", "verdict"]] = [
                 ref["method"], test["difference"], test["p_value"], verdict(test)]
+    # A re-test (e.g. Viterbi decoding of the same checkpoints) is also paired with the folds it re-tests.
+    methods = dict(zip(table["cv_group"], table["method"]))
+    for i, r in table.iterrows():
+        base = retested_group(r["cv_group"])
+        a, b = pooled.get(r["cv_group"]), pooled.get(base)
+        if a is None or b is None:
+            continue
+        try:
+            test = paired_test(a, b, r["metric"], resamples=resamples)
+        except ValueError as e:
+            table.at[i, "retest_verdict"] = f"not paired: {e}"
+            continue
+        table.loc[i, ["retest_of", "retest_difference", "retest_p", "retest_verdict"]] = [
+            methods[base], test["difference"], test["p_value"], verdict(test)]
     return table.reset_index(drop=True)
 
 
@@ -225,7 +240,7 @@ def to_markdown(table: pd.DataFrame) -> str:
     if not len(table):
         return ""
     head = ["method", "model", "locale", "task", "seed", "folds", "metric", "pooled (95% CI)", "pooled n",
-            "fold mean ± std", "vs reference", "statuses", "note"]
+            "fold mean ± std", "vs reference", "vs the folds it re-tests", "statuses", "note"]
     lines = ["", "## Cross-validation", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table.itertuples():
         found = f"{len(r.found)}/{r.folds}" if r.folds else "n/a"
@@ -233,7 +248,10 @@ def to_markdown(table: pd.DataFrame) -> str:
         vs = f"{r.verdict} vs {r.reference}" if isinstance(r.reference, str) else (r.verdict or "reference")
         seed = "n/a" if r.seed is None or r.seed != r.seed else int(r.seed)
         cells = [r.method, r.model, r.locale, r.task, seed, found, r.metric, pooled,
-                 f"{r.pooled_n}/{r.corpus_n}", f"{_fmt(r.fold_mean)} ± {_fmt(r.fold_std)}", vs, r.statuses or 0,
+                 f"{r.pooled_n}/{r.corpus_n}", f"{_fmt(r.fold_mean)} ± {_fmt(r.fold_std)}", vs,
+                 f"{r.retest_difference:+.3f}, {r.retest_verdict} vs {r.retest_of}" if isinstance(r.retest_of, str)
+                 else (r.retest_verdict or "–"),
+                 r.statuses or 0,
                  str(r.note or "").replace("|", "/")]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", "Pooled: the metric of every fold's out-of-fold test predictions together (each corpus example "

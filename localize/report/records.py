@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from localize.tracking.record import RECORD
+from localize.tracking.record import RECORD, retested_group
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,12 @@ def kind_of(df: pd.DataFrame) -> pd.Series:
     jobs = df["job_type"] if "job_type" in df else pd.Series("train", index=df.index)
     debug = df["debug"].fillna(False).astype(bool) if "debug" in df else pd.Series(False, index=df.index)
     noise = df["label_noise"].notna() if "label_noise" in df else pd.Series(False, index=df.index)
-    return pd.Series(["debug" if d else "label_noise" if n else ("compared" if j in COMPARED_JOBS else str(j))
-                      for j, d, n in zip(jobs, debug, noise)], index=df.index)
+    # A CV fold re-tested on its own fold (localize.evaluate, e.g. with module.decoding=viterbi) is a
+    # configuration of its own, pooled and compared like the trained folds.
+    retest = df["cv_group"].map(lambda g: retested_group(g) is not None) if "cv_group" in df \
+        else pd.Series(False, index=df.index)
+    return pd.Series(["debug" if d else "label_noise" if n else ("compared" if j in COMPARED_JOBS or r else str(j))
+                      for j, d, n, r in zip(jobs, debug, noise, retest)], index=df.index)
 
 
 def collect(folder: str, wandb_project: str | None = None) -> pd.DataFrame:

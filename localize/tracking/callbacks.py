@@ -148,6 +148,8 @@ class RunHealthCallback(pl.Callback):
         self.dev_counts: dict[str, list[int]] | None = None  # the best epoch's, after fit
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if getattr(pl_module, "param_counts", {}).get("trainable") == 0:
+            return  # a method that trains no parameter (adapter=icl: prompting) is scored as it is
         if trainer.max_epochs == 0 or trainer.max_steps == 0:
             key, value = ("trainer.max_epochs", trainer.max_epochs) if trainer.max_epochs == 0 else (
                 "trainer.max_steps", trainer.max_steps)
@@ -173,6 +175,8 @@ class RunHealthCallback(pl.Callback):
         score = trainer.callback_metrics.get(monitor) if monitor else None
         plain = {k: [int(x) for x in v] for k, v in counts.items()} if counts else {}
         self._epochs.append((float(score) if score is not None else None, plain))
+        if trainer.state.fn == "validate":  # a dev pass after fit (nothing trained): its counts are the run's
+            self.dev_counts = plain or None
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.dev_counts = _best_epoch(self._epochs, trainer.checkpoint_callback) if self._epochs else None

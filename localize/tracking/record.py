@@ -237,6 +237,21 @@ def cv_group(record: dict[str, Any], cfg: Any = None) -> str:
             f"-s{record.get('seed')}-cv{cv.get('folds')}-{digest}")
 
 
+RETEST = "-retest-"
+
+
+def retest_group(group: str, overrides: list[str]) -> str:
+    """The CV group of a fold re-tested on its own test fold (``localize.evaluate run=<fold>``) with
+    ``overrides`` (inference settings, e.g. ``module.decoding=viterbi``): the re-tests of one group's folds
+    share it, and the report pairs them with ``group`` (:func:`retested_group`) on the same examples."""
+    return f"{group}{RETEST}{hashlib.sha1(json.dumps(sorted(overrides)).encode()).hexdigest()[:8]}"
+
+
+def retested_group(group: Any) -> str | None:
+    """The CV group that ``group`` re-tests (see :func:`retest_group`), or None."""
+    return group.split(RETEST)[0] if isinstance(group, str) and RETEST in group else None
+
+
 def write_test_predictions(run_dir: str, predictions: Any) -> str | None:
     """Write a run's ``TestPredictions`` to ``<run_dir>/test_predictions.jsonl`` (atomically; before
     ``run.json``, which is written last). Returns the path, or None when there are none."""

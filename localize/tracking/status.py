@@ -35,7 +35,8 @@ class TrainingFailed(ValueError):
 
 
 def run_status(metrics: dict[str, float], dev_counts: dict[str, list[int]] | None = None,
-               label_names: list[str] | None = None, monitor: str | None = None) -> tuple[str, str | None]:
+               label_names: list[str] | None = None, monitor: str | None = None,
+               fix: str | None = None) -> tuple[str, str | None]:
     """``(status, reason)`` of a run that trained to the end (see the module docstring).
 
     Args:
@@ -43,6 +44,8 @@ def run_status(metrics: dict[str, float], dev_counts: dict[str, list[int]] | Non
         dev_counts: ``RunHealthCallback.dev_counts``: per label id, predicted and gold counts on dev.
         label_names: label id -> name, for the reason's wording.
         monitor: the task's monitored dev metric (``task.monitor``), which must be finite too.
+        fix: what to change when the dev predictions collapse to one label (the module's ``collapse_fix``;
+            default: the learning rate or the length of training).
     """
     for key in (*_MUST_BE_FINITE, *([monitor] if monitor else []), *[k for k in metrics if k.startswith("test/")
                                                                         and k.split("/")[1] in ("f1", "f1_macro", "chrf")]):
@@ -56,7 +59,7 @@ def run_status(metrics: dict[str, float], dev_counts: dict[str, list[int]] | Non
         if len(predicted) == 1 and len(gold) >= 2:
             label = label_names[predicted[0]] if label_names and predicted[0] < len(label_names) else predicted[0]
             return DEGENERATE, (f"predicts '{label}' for all {counts['pred'][predicted[0]]} dev items (the dev data has "
-                                f"{len(gold)} labels): the model collapsed; lower adapter.lr or train longer")
+                                f"{len(gold)} labels): the model collapsed; {fix or 'lower adapter.lr or train longer'}")
     return FINISHED, None
 
 

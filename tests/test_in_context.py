@@ -182,3 +182,17 @@ def test_a_task_without_a_prompt_recipe_is_refused_and_the_fix_works():
         check_config(compose_cfg(["+locale=ja", "task=ner", "adapter=icl"], "/tmp/x"))
     check_config(compose_cfg(["+locale=ja", "task=sentiment", "adapter=icl"], "/tmp/x"))
     check_config(compose_cfg(["+locale=ja", "task=ner", "adapter=lora"], "/tmp/x"))
+
+
+@pytest.mark.parametrize("words", [LABELS, {"pos": "very good", "neg": "bad", "neu": "so so so"}])
+def test_the_shared_demonstrations_run_once_and_score_as_without_the_cache(corpus, tmp_path, words):
+    """The tiny model's sliding window (32 tokens) is shorter than the demonstrations: the cached prefix
+    must give the same scores as running every prompt whole."""
+    dm, module, batch = _built(_cfg(corpus, tmp_path, "adapter.k=4", words=words))
+    n = int(batch["prefix_length"][0])
+    assert n > 32 and (batch["prefix_length"] == n).all()
+    assert dm.tokenizer.decode(batch["input_ids"][0][:n]).lower().count("label :") == 4  # MiniLM lower-cases
+    cached = module.label_log_likelihoods(batch["input_ids"], batch["attention_mask"], batch["prefix_length"])
+    assert module._prefix is not None and len(module._prefix[0]) == n
+    whole = module.label_log_likelihoods(batch["input_ids"], batch["attention_mask"])
+    assert torch.allclose(cached, whole, atol=1e-4), (cached - whole).abs().max()

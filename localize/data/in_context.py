@@ -148,13 +148,26 @@ class InContextClassificationDataModule(ClassificationDataModule):
             self._demos = self._nearest()
         return self._demos[str(example["id"])][-k:]  # the closest k (the list ends with the closest)
 
+    def demo_block(self, demos: Sequence[int]) -> str:
+        """The demonstrations, each in the template with its label word, each followed by the separator."""
+        train, words = self.splits["train"], dict(zip(self.label_names, self.label_words))
+        return "".join(self.template.format(text=self._text(train[j], self.demo_chars), label=words[train[j]["label"]])
+                       + SEPARATOR for j in demos)
+
     def prompt(self, text: str, demos: Sequence[int]) -> str:
         """The demonstrations, then ``text`` in the template up to its ``{label}``."""
-        train, words = self.splits["train"], dict(zip(self.label_names, self.label_words))
-        shown = [self.template.format(text=self._text(train[j], self.demo_chars), label=words[train[j]["label"]])
-                 for j in demos]
         head = self.template[:-len("{label}")].rstrip(" ") if self._spaced() else self.template[:-len("{label}")]
-        return SEPARATOR.join([*shown, head.format(text=text)])
+        return self.demo_block(demos) + head.format(text=text)
+
+    def _row(self, text: str, demos: list[int]) -> dict[str, Any]:
+        """A prompt's ids; ``prefix_length``: how many of them are the shared draw's demonstrations (the
+        module runs those once), 0 when nearest neighbours differ per input or the tokens do not split there."""
+        row = self._ids(self.prompt(text, demos))
+        block = self._ids(self.demo_block(demos))["input_ids"] if demos and self.selection == "random" else []
+        row["prefix_length"] = len(block) if block and row["input_ids"][:len(block)] == block else 0
+        if self.calibrate:
+            row["cf_input_ids"] = self._ids(self.prompt(self.content_free, demos))["input_ids"]
+        return row
 
     # ---- encoding -------------------------------------------------------------------------------
     def _tokenise(self, name: str, examples: list[dict]):
@@ -190,11 +203,8 @@ class InContextClassificationDataModule(ClassificationDataModule):
         if self._split == "train":  # never scored: the plain text (the train split only feeds demonstrations)
             return {**self._ids(self._text(example, self.max_chars)), "labels": label}
         demos = self.demonstrations(example)
-        row = {**self._ids(self.prompt(self._text(example, self.max_chars), demos)), "labels": label}
-        if self.calibrate:
-            row["cf_input_ids"] = self._ids(self.prompt(self.content_free, demos))["input_ids"]
         self._record(demos)
-        return row
+        return {**self._row(self._text(example, self.max_chars), demos), "labels": label}
 
     def _ids(self, prompt: str) -> dict[str, list[int]]:
         # The model's BOS (Gemma's <bos>) and nothing else: an encoder tokenizer's [SEP] would end the prompt.
@@ -218,15 +228,9 @@ class InContextClassificationDataModule(ClassificationDataModule):
 
     def encode_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         """Raw texts as prompts (``predict``): the random draw's demonstrations (nearest: the texts' own)."""
-        rows = []
-        for text in texts:
-            example = {"text": text, "id": text}
-            demos = self._shared_draw() if self.selection == "random" or self.k == 0 else self._nearest_to(text)
-            prepared = self._text(example, self.max_chars)
-            rows.append(self._ids(self.prompt(prepared, demos)))
-            if self.calibrate:
-                rows[-1]["cf_input_ids"] = self._ids(self.prompt(self.content_free, demos))["input_ids"]
-        return rows
+        return [self._row(self._text({"text": text}, self.max_chars),
+                          self._shared_draw() if self.selection == "random" or self.k == 0 else self._nearest_to(text))
+                for text in texts]
 
     def _nearest_to(self, text: str) -> list[int]:
         from localize.models.embed import sentence_embeddings

@@ -248,3 +248,20 @@ def test_an_augmented_run_is_its_own_method_at_its_labelled_size(tmp_path):
     summary = summarize(collect(str(root)))
     assert sorted(zip(summary["method"], summary["train_n"], summary["mean"])) == [
         ("lora", 100, pytest.approx(0.4)), ("lora+mention_swap", 100, pytest.approx(0.6))]
+
+
+def test_two_recipes_of_one_adapter_are_two_methods_not_two_seeds(tmp_path):
+    """icl at k=0 and k=8 (tags k0 / k8), seed 1 each: two rows, each paired with the other, not one
+    method averaged over two "seeds"; an adapter with one recipe keeps its plain name."""
+    from localize.report import analyse
+
+    root = tmp_path / "logs"
+    for tag, f1 in (("k0", 0.2), ("k8", 0.6)):
+        run_dir = make_run(root / tag, "icl", 1, f1, 0, 0.0, 0.0)
+        record = json.loads((run_dir / "run.json").read_text())
+        record["tags"] = ["in_context", tag]
+        (run_dir / "run.json").write_text(json.dumps(record))
+    make_run(root / "full", "full", 1, 0.8, 100_000, 40.0, 10.0)
+    summary = analyse(str(root))["summary"]
+    assert sorted(zip(summary["method"], summary["n"], summary["mean"])) == [
+        ("full", 1, pytest.approx(0.8)), ("icl+k0", 1, pytest.approx(0.2)), ("icl+k8", 1, pytest.approx(0.6))]

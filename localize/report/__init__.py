@@ -31,8 +31,8 @@ from localize.report.cv import is_cv, summarize_cv
 from localize.report.cv import to_markdown as cv_markdown
 from localize.report.files import write_csv, write_text
 from localize.report.plots import learning_curve, plot_all
-from localize.report.records import (DEFAULT_METRIC, GROUP, METRIC_BY_TASK, collect, find_runs, kind_of, metric_for,
-                                     record_to_row, val_metric, wandb_records, wandb_run_to_record)
+from localize.report.records import (DEFAULT_METRIC, GROUP, METRIC_BY_TASK, collect, find_runs, kind_of, label_recipes,
+                                     metric_for, record_to_row, val_metric, wandb_records, wandb_run_to_record)
 from localize.report.significance import DEFAULT_REFERENCE, add_intervals, paired_tests
 from localize.report.significance import to_markdown as tests_markdown
 from localize.report.tables import other_records_markdown, summarize, to_markdown
@@ -65,12 +65,13 @@ def analyse(folder: str, metric: str | None = None, wandb_project: str | None = 
     kinds = kind_of(df)
     runs = df[kinds == "compared"] if len(df) else df
     folds = is_cv(runs)  # folds of a CV group are pooled (localize.report.cv), not averaged as seeds
-    summary = add_intervals(summarize(runs[~folds], metric), runs[~folds])
-    plotted = runs[~folds & runs["status"].isin(SCORED)] if len(runs) else runs  # failed runs: listed only
+    plain = label_recipes(runs[~folds])
+    summary = add_intervals(summarize(plain, metric), plain)
+    plotted = plain[plain["status"].isin(SCORED)] if len(plain) else plain  # failed runs: listed only
     return {"runs": runs, "plotted": plotted,
             "evaluations": df[kinds == "evaluate"], "debug": df[kinds == "debug"],
             "label_noise": df[kinds == "label_noise"], "summary": summary,
-            "tests": paired_tests(summary, runs[~folds], reference), "cv": summarize_cv(runs, metric, reference),
+            "tests": paired_tests(summary, plain, reference), "cv": summarize_cv(runs, metric, reference),
             "sequences": summarize_sequences(folder), "skipped": df.attrs.get("skipped", [])}
 
 

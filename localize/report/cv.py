@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 from hydra.experimental.callback import Callback
 
-from localize.report.records import fmt as _fmt, metric_for
+from localize.report.records import common_tags as _common_tags, fmt as _fmt, method_label as _method_label, metric_for
 from localize.tracking.record import read_record, retested_group
 from localize.tracking.status import FAILED
 
@@ -204,28 +204,6 @@ def summarize_cv(df: pd.DataFrame, metric: str | None = None, reference: str | N
         table.loc[i, ["retest_of", "retest_difference", "retest_p", "retest_verdict"]] = [
             methods[base], test["difference"], test["p_value"], verdict(test)]
     return table.reset_index(drop=True)
-
-
-def _tags(row: pd.Series) -> list[str]:
-    """A run's tags: ``records.record_to_row`` stores them comma-joined."""
-    return [t for t in str(row.get("tags") or "").split(",") if t]
-
-
-def _common_tags(cv: pd.DataFrame) -> dict[str, set[str]]:
-    """Per adapter, the tags every one of its runs carries."""
-    common: dict[str, set[str]] = {}
-    for _, r in cv.iterrows() if len(cv) else []:
-        tags = set(_tags(r))
-        common[r["adapter"]] = common[r["adapter"]] & tags if r["adapter"] in common else tags
-    return common
-
-
-def _method_label(run: pd.Series, common: dict[str, set[str]]) -> str:
-    """The adapter, plus the tags that set this group apart from the adapter's other groups
-    (``lora+searched``, ``full_frozen_emb+fp32``): two recipes of one adapter get two names, an
-    adapter with one group keeps its plain name (the ``--reference``)."""
-    extra = [t for t in _tags(run) if t not in common.get(run["adapter"], set())]
-    return "+".join([str(run["adapter"])] + extra)
 
 
 def _reference(rows: pd.DataFrame, reference: str | None) -> pd.Series | None:

@@ -107,6 +107,37 @@ def record_to_row(record: dict[str, Any], run_dir: str | None = None, source: st
 COMPARED_JOBS = ("train", "baseline")
 
 
+def run_tags(row: pd.Series) -> list[str]:
+    """A run's tags: :func:`record_to_row` stores them comma-joined."""
+    return [t for t in str(row.get("tags") or "").split(",") if t]
+
+
+def common_tags(df: pd.DataFrame) -> dict[str, set[str]]:
+    """Per adapter, the tags every one of its runs in ``df`` carries."""
+    common: dict[str, set[str]] = {}
+    for _, r in df.iterrows() if len(df) else []:
+        tags = set(run_tags(r))
+        common[r["adapter"]] = common[r["adapter"]] & tags if r["adapter"] in common else tags
+    return common
+
+
+def method_label(run: pd.Series, common: dict[str, set[str]]) -> str:
+    """The adapter, plus the tags that set this run's recipe apart from the adapter's other runs
+    (``lora+searched``, ``full_frozen_emb+fp32``, ``icl+k8``): two recipes of one adapter get two names, an
+    adapter with one recipe keeps its plain name (the ``--reference``)."""
+    extra = [t for t in run_tags(run) if t not in common.get(run["adapter"], set())]
+    return "+".join([str(run["adapter"])] + extra)
+
+
+def label_recipes(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with each run's ``adapter`` replaced by its :func:`method_label`, so recipes of one adapter
+    (``icl+k0``, ``icl+k8``) are grouped, tested and plotted as methods of their own, not as its seeds."""
+    if not len(df):
+        return df
+    common = common_tags(df)
+    return df.assign(adapter=[method_label(r, common) for _, r in df.iterrows()])
+
+
 def kind_of(df: pd.DataFrame) -> pd.Series:
     """Per row of :func:`collect`: ``compared`` (training runs and baselines), ``evaluate``, ``debug`` or
     ``label_noise`` (trained on injected label flips)."""

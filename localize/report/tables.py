@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 
 def summarize(df: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
-    """One row per (task, locale, model, adapter): quality mean ± std over seeds and mean costs.
+    """One row per (task, locale, model, adapter, training size): quality mean ± std over seeds and mean
+    costs (``localize.report.analyse`` first names each recipe of an adapter: ``records.label_recipes``).
 
     Args:
         df: runs from :func:`collect`.

@@ -104,7 +104,7 @@ def test_nearest_demonstrations_put_the_most_similar_training_text_last(corpus, 
     dm, _, _ = _built(_cfg(corpus, tmp_path, "adapter.k=2", "adapter.selection=nearest"))
     train = dm.splits["train"]
     target = next(j for j, ex in enumerate(train) if ex["label"] == "neg")
-    picked = dm._nearest_to(train[target]["text"])
+    picked, = dm._closest([train[target]["text"]])
     assert len(picked) == 2 and picked[-1] == target
 
 

@@ -123,15 +123,18 @@ class InContextClassificationDataModule(ClassificationDataModule):
 
     def _nearest(self) -> dict[str, list[int]]:
         """Per validation/test example id: its ``k`` nearest train positions, the closest last."""
+        queries = [ex for name in ("validation", "test") for ex in self.splits.get(name, [])]
+        closest = self._closest([self._text(ex, self.demo_chars) for ex in queries])
+        return {str(ex["id"]): row for ex, row in zip(queries, closest)}
+
+    def _closest(self, texts: list[str]) -> list[list[int]]:
+        """Per text, the ``k`` train positions nearest by sentence embedding (one pass over train), the closest last."""
         from localize.models.embed import sentence_embeddings
 
         train = self.splits["train"]
-        queries = [ex for name in ("validation", "test") for ex in self.splits.get(name, [])]
-        emb = sentence_embeddings([self._text(ex, self.demo_chars) for ex in train + queries], self.embedder)
-        base, q = emb[:len(train)], emb[len(train):]
-        sims = q @ base.T
-        order = (-sims).argsort(axis=1)[:, :self.k]
-        return {str(ex["id"]): [int(j) for j in row[::-1]] for ex, row in zip(queries, order)}
+        emb = sentence_embeddings([self._text(ex, self.demo_chars) for ex in train] + list(texts), self.embedder)
+        order = (-(emb[len(train):] @ emb[:len(train)].T)).argsort(axis=1)[:, :self.k]
+        return [[int(j) for j in row[::-1]] for row in order]
 
     def demonstrations(self, example: dict[str, Any], k: int | None = None) -> list[int]:
         """The train positions shown before ``example`` (with ``k`` of them: what a run at that k shows)."""
@@ -228,17 +231,12 @@ class InContextClassificationDataModule(ClassificationDataModule):
 
     def encode_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         """Raw texts as prompts (``predict``): the random draw's demonstrations (nearest: the texts' own)."""
-        return [self._row(self._text({"text": text}, self.max_chars),
-                          self._shared_draw() if self.selection == "random" or self.k == 0 else self._nearest_to(text))
-                for text in texts]
-
-    def _nearest_to(self, text: str) -> list[int]:
-        from localize.models.embed import sentence_embeddings
-
-        train = self.splits["train"]
-        emb = sentence_embeddings([self._text(ex, self.demo_chars) for ex in train] + [text], self.embedder)
-        sims = emb[:-1] @ emb[-1]
-        return [int(j) for j in (-sims).argsort()[:self.k][::-1]]
+        prepared = [self._text({"text": text}, self.max_chars) for text in texts]
+        if self.selection == "nearest" and self.k:
+            demos = self._closest([self._text({"text": text}, self.demo_chars) for text in texts])  # as _nearest
+        else:
+            demos = [self.demonstrations({})] * len(prepared)  # one shared draw (cached)
+        return [self._row(text, d) for text, d in zip(prepared, demos)]
 
     def _collator(self) -> PadCollator:
         return PadCollator(self.tokenizer.pad_token_id, extra_pad_values={"cf_input_ids": self.tokenizer.pad_token_id})

@@ -34,6 +34,17 @@ def auto_precision(accelerator: str = "auto") -> str:
     return "32-true"  # mps, tpu: let the user choose
 
 
+def set_threads(threads: int | None) -> None:
+    """``threads`` compute threads for this process (None: leave torch's default). OMP_NUM_THREADS is set
+    too, so Lightning's DDP launcher, which gives each rank ``cores // ranks`` unless it is set, keeps it."""
+    import torch
+
+    if threads is None:
+        return
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(int(threads))
+
+
 def machine_info(trainer: Any = None) -> dict[str, Any]:
     """run.json's ``machine``: the platform, the precision the run used and what the detection found, and
     the threads each process ran (Lightning gives each DDP rank ``cores // ranks`` unless OMP_NUM_THREADS

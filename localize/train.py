@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from localize.cli import cli
+from localize.hardware import set_threads
 from localize.tracking.callbacks import RunHealthCallback, RunStatsCallback, reset_peak_memory
 from localize.config import CONF_DIR, job_overrides
 from localize.tracking.record import (RECORD, atomic_write_json, build_record, git_state, redact_overrides,
@@ -39,6 +40,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     overrides = job_overrides(cfg)
     out_dir = cfg.paths.output_dir
     check_writable(out_dir)
+    set_threads(cfg.get("threads"))
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = build(cfg.data)

@@ -51,6 +51,7 @@ KNOBS: dict[str, Knob] = {
     # ---- top level (first: data.seed interpolates seed, so the source is named)
     "seed": Knob("int", 42),
     "test": Knob("bool", True),
+    "threads": Knob("int", 1, min=1, nullable=True, why="torch compute threads of this process"),
     "batch_size": Knob("int", 32, min=1, nullable=True, why="texts per forward pass (predict)"),
     "quantize": Knob("str", "int8", choices=("int8",), nullable=True),
     "atol": Knob("float", 1e-4, above=0),

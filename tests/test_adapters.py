@@ -17,6 +17,7 @@ ADAPTERS = {
     "dora": (["adapter=dora"], ("lora_magnitude_vector", "lora_")),
     "adalora": (["adapter=adalora"], ("lora_",)),
     "ia3": (["adapter=ia3"], ("ia3_l",)),
+    "osf": (["adapter=osf"], ("osf_svd_params",)),
     "prefix": (["adapter=prefix"], ("prompt_encoder",)),
     "prompt_tuning": (["adapter=prompt_tuning"], ("prompt_encoder",)),
     "ptuning": (["adapter=ptuning"], ("prompt_encoder",)),

@@ -61,3 +61,22 @@ def test_int8_export_of_a_bf16_run(tmp_path):
     report = export(str(tmp_path / "run"), str(tmp_path / "q"), quantize="int8")
     assert report["int8"]["int8_mb"] < report["int8"]["fp32_mb"]
     assert math.isfinite(report["int8"]["metrics"]["int8"]["test/f1"])
+
+
+def test_threads_sets_this_processs_compute_threads_and_is_recorded(tmp_path, monkeypatch):
+    """threads=1 (jobs sharing the CPU): torch runs 1 thread, OMP_NUM_THREADS says so for Lightning's DDP
+    launcher, run.json records both; threads=0 is refused with a fix that works."""
+    from localize.train import train
+    from localize.validate import check_config
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", str(before))  # restored after the test
+    with pytest.raises(ValueError, match=r"threads=0 .*Fix: threads=1"):
+        check_config(compose_cfg(FAST + NER + ["threads=0"], tmp_path / "bad"))
+    try:
+        record = train(compose_cfg(FAST + NER + ["threads=1"], tmp_path / "run"))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert record["machine"]["torch_threads"] == 1 and record["machine"]["omp_num_threads"] == "1"
+    assert record["status"] in ("finished", "degenerate")

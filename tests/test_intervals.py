@@ -239,7 +239,7 @@ def test_report_shows_intervals_and_paired_tests(report_runs, tmp_path):
     assert float(lora_row["ci_low"]) <= float(lora_row["mean"]) <= float(lora_row["ci_high"])
 
 
-def _fake_run(folder, adapter: str, seed: int, rows: list[dict]) -> None:
+def _fake_run(folder, adapter: str, seed: int, rows: list[dict], train_n: int | None = None) -> None:
     """A run dir with only what the report reads: run.json (+ metrics_ci) and test_predictions.jsonl."""
     from localize.tracking.intervals import write_predictions
 
@@ -248,6 +248,8 @@ def _fake_run(folder, adapter: str, seed: int, rows: list[dict]) -> None:
     record = {"run_name": f"{adapter}-s{seed}", "task": "ner", "locale": "ja", "model": "m", "adapter": adapter,
               "seed": seed, "status": "finished", "metrics": {k: v["estimate"] for k, v in cis.items()},
               "metrics_ci": cis, "test_predictions": p.meta("test_predictions.jsonl")}
+    if train_n is not None:
+        record["data"] = {"sizes": {"train": train_n}}
     os.makedirs(folder)
     write_predictions(os.path.join(folder, "test_predictions.jsonl"), p)
     with open(os.path.join(folder, "run.json"), "w") as f:
@@ -271,3 +273,22 @@ def test_report_pairs_by_seed_and_says_when_examples_differ(tmp_path):
     assert tests["prefix"]["verdict"] == "not paired" and "different test examples" in tests["prefix"]["note"]
     summary = {r["method"]: r for r in csv.DictReader(open(out / "comparison.csv"))}
     assert summary["full"]["ci_method"] == "seeds × examples" and summary["prefix"]["ci_method"] == "examples"
+
+
+def test_a_reference_run_at_one_training_size_pairs_with_every_size(tmp_path):
+    """A few-shot curve's majority prior runs once (the whole training split); the K-shot methods at every
+    training size pair with it on the same test examples, and a method at its own size is still compared."""
+    from localize.report import write_report
+
+    gold = [r["gold"] for r in _ner_rows(40)]
+    _fake_run(tmp_path / "prior", "baseline_majority", 1, _ner_rows(40, noise=0.9, seed=3, gold=gold), train_n=1600)
+    for n, noise in ((24, 0.5), (96, 0.05)):
+        _fake_run(tmp_path / f"lora{n}", "lora", 1, _ner_rows(40, noise=noise, seed=n, gold=gold), train_n=n)
+    out = tmp_path / "report"
+    write_report(str(tmp_path), str(out), reference="baseline_majority")
+    tests = {(t["method"], t["train_n"]): t for t in csv.DictReader(open(out / "paired_tests.csv"))}
+    small, large = tests[("lora", "24")], tests[("lora", "96")]
+    assert small["reference"] == large["reference"] == "baseline_majority"
+    assert small["pairs"] == large["pairs"] == "1" and "ran at train n 1600 only" in small["note"]
+    assert float(large["p_value"]) < 0.05 and large["verdict"].startswith("better")
+    assert float(small["difference"]) < float(large["difference"])

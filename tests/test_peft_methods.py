@@ -17,7 +17,7 @@ from localize.tracking.storage import save_trainable
 from localize.utils import build
 from test_adapters import ADAPTERS, _steps
 
-NEW = ["prompt_tuning", "ptuning", "ia3", "dora", "rslora", "pissa"]
+NEW = ["prompt_tuning", "ptuning", "ia3", "dora", "rslora", "pissa", "osf"]
 MT = [o for o in FAST if not o.startswith("model=")] + [
     "+locale=ja", "task=translation", "data.path=tests/fixtures/mt/small.po", "data.split_sizes=[null,6,6]",
     "module.generation.max_new_tokens=6"]
@@ -89,7 +89,7 @@ def test_virtual_tokens_are_cut_from_token_logits(adapter, datamodules):
     torch.testing.assert_close(tags, argmax_tags(full[:, n_virtual:], batch["word_index"], module.b_to_i, None))
 
 
-@pytest.mark.parametrize("adapter", ["prompt_tuning", "ptuning", "ia3", "dora"])
+@pytest.mark.parametrize("adapter", ["prompt_tuning", "ptuning", "ia3", "dora", "osf"])
 def test_adapter_trains_a_translation_step_on_a_causal_lm(adapter):
     cfg = compose_cfg(MT + ["model=tiny_causal", f"adapter={adapter}"], "/tmp/x")
     dm = instantiate(cfg.data)

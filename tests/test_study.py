@@ -16,6 +16,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from localize.study import SKIPPED, best_summary, make_storage, run_study, split_overrides
+from conftest import compose_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = [sys.executable, str(ROOT / "tests" / "fixtures" / "study_worker.py"), "-m", "hparams_search=ner_lora_optuna",
@@ -165,18 +166,34 @@ def test_a_default_outside_the_searched_range_names_the_key_and_the_fix_works():
     assert default_params(widened, config) == {"data.batch_size": 12, "adapter.lr": 3e-4}
 
 
+def _two_trials(tmp_path, study_name: str, *overrides: str) -> optuna.Study:
+    """A 2-trial study of the real sweeper and config through the marker worker; the study it wrote."""
+    (tmp_path / "markers").mkdir()
+    storage = f"journal:{tmp_path}/study.journal"
+    worker = subprocess.run([sys.executable, str(ROOT / "tests" / "fixtures" / "study_worker.py"), "-m", *overrides,
+                             "logger=none", f"hydra.sweeper.storage={storage}", "hydra.sweeper.n_trials=2",
+                             f"+markers={tmp_path / 'markers'}", f"paths.log_dir={tmp_path / 'logs'}"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert worker.returncode == 0, (worker.stdout + worker.stderr)[-3000:]
+    return optuna.load_study(study_name=study_name, storage=make_storage(storage))
+
+
 def test_the_budget_search_starts_from_the_composed_default_recipe(tmp_path):
     """The real sweeper and config (hparams_search=ner_budget): trial 0 is the adapter's default lr,
     batch size and epochs, although the command line sweeps the lr."""
-    (tmp_path / "markers").mkdir()
-    storage = f"journal:{tmp_path}/study.journal"
-    worker = subprocess.run([sys.executable, str(ROOT / "tests" / "fixtures" / "study_worker.py"), "-m",
-                             "hparams_search=ner_budget", "+locale=ja", "adapter=lora", "logger=none",
-                             "adapter.lr=tag(log, interval(6e-5, 1.5e-3))", f"hydra.sweeper.storage={storage}",
-                             "hydra.sweeper.n_trials=2", f"+markers={tmp_path / 'markers'}",
-                             f"paths.log_dir={tmp_path / 'logs'}"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert worker.returncode == 0, (worker.stdout + worker.stderr)[-3000:]
-    study = optuna.load_study(study_name="ner_budget_lora", storage=make_storage(storage))
+    study = _two_trials(tmp_path, "ner_budget_lora", "hparams_search=ner_budget", "+locale=ja", "adapter=lora",
+                        "adapter.lr=tag(log, interval(6e-5, 1.5e-3))")
     assert study.trials[0].params == {"data.batch_size": 16, "trainer.max_epochs": 10, "adapter.lr": 3e-4}
     assert study.trials[1].params != study.trials[0].params
+
+
+def test_the_lr_budget_search_starts_from_the_default_lr_and_reads_the_tasks_best_dev_metric(tmp_path):
+    """hparams_search=lr_budget (experiments/few_shot): any task, only the lr searched, trial 0 at the
+    adapter's default, the objective the task's own best-dev metric."""
+    cfg = compose_cfg(["hparams_search=lr_budget", "+locale=zh", "task=sentiment", "adapter=lora"], tmp_path / "c")
+    assert cfg.optimized_metric == "val/f1_macro_best"
+    study = _two_trials(tmp_path, "lr_budget_sentiment_lora", "hparams_search=lr_budget", "+locale=zh",
+                        "task=sentiment", "adapter=lora", "adapter.lr=tag(log, interval(1e-4, 5e-3))")
+    default_lr = compose_cfg(["+locale=zh", "task=sentiment", "adapter=lora"], tmp_path / "d").adapter.lr
+    assert study.trials[0].params == {"adapter.lr": default_lr}
+    assert list(study.trials[1].params) == ["adapter.lr"] and study.trials[1].params["adapter.lr"] != default_lr

@@ -10,6 +10,7 @@ from localize.data.cls_readers import (CLS, DEFAULT_SPLIT_SIZES, class_weights, 
                                      label_names_from, truncate_text)
 from localize.data.datamodule import LocalizeDataModule, normalize
 from localize.data.errors import DataError, label_override
+from localize.data.few_shot import per_label_sample
 from localize.data.noise import flip_class
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ class ClassificationDataModule(LocalizeDataModule):
         truncation: ``head`` or ``head_tail`` (keeps the start and the end of long texts).
         use_class_weights: weight the loss by inverse class frequency (imbalanced data).
         split_sizes: fractions for a single local file.
+        train_per_label: keep this many training examples of every label (seeded; few-shot curves).
         **kwargs: see ``LocalizeDataModule``.
     """
 
@@ -41,6 +43,7 @@ class ClassificationDataModule(LocalizeDataModule):
         truncation: str = "head",
         use_class_weights: bool = False,
         split_sizes: dict[str, float] | None = None,
+        train_per_label: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -48,6 +51,7 @@ class ClassificationDataModule(LocalizeDataModule):
         self.max_chars, self.truncation = max_chars, truncation
         self.use_class_weights = use_class_weights
         self.split_sizes = dict(split_sizes) if split_sizes else None
+        self.train_per_label = train_per_label
 
     def module_kwargs(self) -> dict[str, Any]:
         weights = class_weights(self.splits["train"], self.label_names).tolist() if self.use_class_weights else None
@@ -88,6 +92,10 @@ class ClassificationDataModule(LocalizeDataModule):
                 every = self._label_names + [lab for lab in unknown if lab not in known]
                 raise DataError(f"{source} [{name}]: labels {unknown} never occur in train. Fix: add training "
                                 f"examples, fix those rows, or {fix}: {label_override(every)}")
+        if self.train_per_label is not None:  # after the label set is fixed: it stays the corpus's
+            of = len(splits["train"])
+            splits["train"] = per_label_sample(splits["train"], self.train_per_label, self.seed, f"{source} [train]")
+            self.data_info["train_per_label"] = {"k": self.train_per_label, "kept": len(splits["train"]), "of": of}
         return splits
 
     @property

@@ -42,7 +42,7 @@ def normalize(text: str, form: str | None) -> str:
 
 # Settings that change batching, not the encoded rows (caps and seed already shape the examples).
 _NOT_ENCODING = {"batch_size", "eval_batch_size", "num_workers", "group_by_length", "max_train_examples",
-                 "max_eval_examples", "seed", "cache_tokenized", "data_info", "encoded", "path", "trainer"}
+                 "max_eval_examples", "train_per_label", "seed", "cache_tokenized", "data_info", "encoded", "path", "trainer"}
 
 
 class LocalizeDataModule(pl.LightningDataModule):

@@ -105,6 +105,8 @@ def paired_tests(summary: pd.DataFrame, df: pd.DataFrame, reference: str | None 
     for _, setting in keyed.groupby(["task", "locale", "_n"], sort=False):
         refs = setting[setting["method"] == reference] if reference else setting.iloc[:0]
         note = ""
+        if not len(refs) and reference:  # a reference run at one training size only (a few-shot curve's prior)
+            refs, note = _one_size_reference(keyed, setting.iloc[0], reference)
         if not len(refs):
             refs = setting[setting["model"] != _NO_MODEL].head(1) if (setting["model"] != _NO_MODEL).any() \
                 else setting.head(1)
@@ -115,6 +117,16 @@ def paired_tests(summary: pd.DataFrame, df: pd.DataFrame, reference: str | None 
                     continue
                 out.append(_test_row(r, ref, df, note))
     return pd.DataFrame(out, columns=cols)
+
+
+def _one_size_reference(keyed: pd.DataFrame, at: Any, reference: str) -> tuple[pd.DataFrame, str]:
+    """The reference's rows of the same task and locale when they sit at one other training size; the
+    pairing itself still checks that both read the same test examples."""
+    refs = keyed[(keyed["task"] == at.task) & (keyed["locale"] == at.locale) & (keyed["method"] == reference)]
+    if refs["_n"].nunique() != 1:
+        return refs.iloc[:0], ""
+    n = refs["train_n"].iloc[0]
+    return refs, f"'{reference}' ran at train n {'n/a' if n != n else int(n)} only: paired on the same test examples"
 
 
 def _references(r: Any, refs: pd.DataFrame) -> list[Any]:

@@ -31,13 +31,14 @@ def test_evaluate_lora_run_reproduces_its_test_scores(lora_run, tmp_path):
                                            "n": len(rows), "with_ids": True}
 
 
-@pytest.mark.parametrize("adapter", ["full", "full_frozen_emb"])
-def test_evaluate_full_fine_tune_runs(train_run, adapter, tmp_path):
+@pytest.mark.parametrize("adapter", ["full", "full_frozen_emb", "adalora"])  # adalora: its loss reads training state
+def test_evaluate_reproduces_the_test_scores_of_other_methods(train_run, adapter, tmp_path):
     run = train_run(adapter, [f"adapter={adapter}"])
     recorded = json.loads(open(os.path.join(run, "run.json")).read())
     rec = evaluate(_eval_cfg(run, tmp_path / "ev"))
-    assert rec["metrics"]["test/loss"] == pytest.approx(recorded["metrics"]["test/loss"], abs=1e-6)
     assert rec["metrics"]["test/f1"] == recorded["metrics"]["test/f1"]
+    if adapter != "adalora":  # AdaLoRA's loss adds its orthogonal regulariser, over the ranks kept once saved
+        assert rec["metrics"]["test/loss"] == pytest.approx(recorded["metrics"]["test/loss"], abs=1e-6)
 
 
 def test_evaluate_on_other_data(lora_run, locper_run, tmp_path):

@@ -116,6 +116,11 @@ def attach_peft(module, model_dir: str, peft_config: Any, base: str) -> None:
     except RuntimeError as e:  # size mismatch
         raise ValueError(f"the adapter in {model_dir} does not fit the backbone built from the run's config "
                          f"({str(e)[:300]}): run.json and model/ come from different runs; retrain") from e
+    # peft's AdaLoRA adds its orthogonal regulariser to every loss in forward and reads trainable_adapter_name
+    # for it, which it sets only on a trainable adapter: a reloaded run would crash on its test loss.
+    tuner = module.model.base_model
+    if isinstance(tuner, peft.AdaLoraModel) and not hasattr(tuner, "trainable_adapter_name"):
+        tuner.trainable_adapter_name = module.model.active_adapter
     module.param_counts = count_parameters(module.model)
     module.strict_loading = False
 

@@ -19,8 +19,10 @@ for run in "$FOLDER"/multiruns/*/[0-9]*-*/; do
 ok = r.get('job_type') == 'train' and r.get('status') != 'failed' and not r['config']['module'].get('crf')
 print(','.join([*r.get('tags', []), 'viterbi']) if ok else '')" "$run/run.json")
   if [[ -n "$tags" ]]; then
-    $PY -m localize.evaluate run="$run" module.decoding=viterbi paths.log_dir="$FOLDER" logger=none "tags=[$tags]" \
-      2>&1 | grep '^\[localize\]'
+    # a failed re-test stops the script with its own error (not an empty grep)
+    out=$($PY -m localize.evaluate run="$run" module.decoding=viterbi paths.log_dir="$FOLDER" logger=none \
+      "tags=[$tags]" 2>&1) || { echo "$out" | tail -20; echo "viterbi.sh: the re-test of $run failed" >&2; exit 1; }
+    grep '^\[localize\]' <<< "$out" || true
   fi
   echo "$run" >> "$DONE"
 done

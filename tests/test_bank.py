@@ -56,3 +56,16 @@ def test_storage_report(lora_run, locper_run):
     assert rep["n"] == 2 and rep["n_full_models_mb"] == pytest.approx(2 * rep["full_model_mb"])
     assert rep["backbone_plus_adapters_mb"] == pytest.approx(rep["full_model_mb"] + sum(rep["adapters_mb"].values()))
     assert rep["saving_factor"] > 1
+
+
+def test_bank_decodes_as_each_run_does_and_refuses_a_crf_run_naming_the_fix(lora_run, train_run):
+    """The bank's tags are the run's own predict_step's (the run's module.decoding, Viterbi by default: no
+    I-X after O); a CRF run's transitions are not in the shared model, so the bank refuses it, and the
+    command it names (the run on its own) predicts with them."""
+    bank = AdapterBank.from_runs({"ja": lora_run})
+    assert bank.predict_texts(TEXTS, "ja") == load_predictor(lora_run).predict_texts(TEXTS)
+    crf_run = train_run("crf", ["adapter=lora", "module.crf=true"])
+    with pytest.raises(ValueError, match=r"CRF head .*\(python -m localize.predict run=") as e:
+        AdapterBank.from_runs({"ja": crf_run})
+    assert "\n" not in str(e.value)
+    assert [line["text"] for line in load_predictor(crf_run).predict_texts(TEXTS)] == TEXTS

@@ -177,7 +177,7 @@ def test_translation_defaults_to_a_generative_model_and_model_still_wins():
 
 def test_translation_lora_recipe_gives_the_same_run_whichever_way_it_is_selected():
     """README's command and the experiment file: LoRA lr 2e-3 and the same module either way; NER
-    keeps LoRA's own 3e-4; the command line still wins over the recipe."""
+    gets its own (conf/recipe/ner_lora.yaml); the command line still wins over the recipe."""
     command = compose_cfg(["+locale=ja", "task=translation", "adapter=lora"], "/tmp/x")
     experiment = compose_cfg(["experiment=translation_lora", "+locale=ja"], "/tmp/x")
     assert command.adapter.lr == experiment.adapter.lr == 2e-3
@@ -185,9 +185,10 @@ def test_translation_lora_recipe_gives_the_same_run_whichever_way_it_is_selected
     assert a["module"]["lr"] == 2e-3 and a["module"] == b["module"]
     # The experiment only adds its tags (and the overrides it was composed with differ, of course).
     assert {k for k in a if a[k] != b.get(k)} - {"composed_overrides"} == {"tags"}
-    assert compose_cfg(["+locale=ja", "task=ner", "adapter=lora"], "/tmp/x").module.lr == 3e-4
+    ner = compose_cfg(["+locale=ja", "task=ner", "adapter=lora"], "/tmp/x")  # NER's own searched recipe
+    assert ner.module.lr == pytest.approx(6.68e-4, rel=1e-3) and ner.module.prior_bias is True
     assert compose_cfg(["+locale=ja", "task=translation", "adapter=adalora"], "/tmp/x").adapter.lr == \
-        compose_cfg(["+locale=ja", "task=ner", "adapter=adalora"], "/tmp/x").adapter.lr  # no recipe: the adapter's
+        compose_cfg(["+locale=ja", "task=sentiment", "adapter=adalora"], "/tmp/x").adapter.lr == 2e-3  # no recipe
     for overrides in (["+locale=ja", "task=translation", "adapter=lora"], ["experiment=translation_lora", "+locale=ja"]):
         assert compose_cfg(overrides + ["adapter.lr=1e-3"], "/tmp/x").module.lr == 1e-3
 

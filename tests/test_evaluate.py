@@ -98,13 +98,15 @@ def test_transfer_matrix_writes_csv_and_heatmap(lora_run, locper_run, tmp_path):
 
 
 def test_evaluate_applies_module_settings_to_the_rebuilt_run(lora_run, tmp_path, monkeypatch):
-    """``module.decoding=viterbi`` on evaluate reaches the run's rebuilt module (it used to be ignored)."""
+    """``module.decoding=argmax`` on evaluate reaches the run's rebuilt module (it used to be ignored; the run
+    itself decoded with the default Viterbi)."""
     from localize import evaluate as evaluate_mod
     from localize.models.decoding import DECODERS
 
     built = []
     real = evaluate_mod.load_run
     monkeypatch.setattr(evaluate_mod, "load_run", lambda *a, **k: built.append(real(*a, **k)) or built[-1])
-    rec = evaluate(_eval_cfg(lora_run, tmp_path / "ev", ["module.decoding=viterbi"]))
-    assert built[0].decode is DECODERS["viterbi"] and rec["config"]["module"]["decoding"] == "viterbi"
-    assert "test/f1" in rec["metrics_ci"]  # scored end to end with the constrained decoder
+    assert json.loads(open(os.path.join(lora_run, "run.json")).read())["config"]["module"]["decoding"] == "viterbi"
+    rec = evaluate(_eval_cfg(lora_run, tmp_path / "ev", ["module.decoding=argmax"]))
+    assert built[0].decode is DECODERS["argmax"] and rec["config"]["module"]["decoding"] == "argmax"
+    assert "test/f1" in rec["metrics_ci"]  # scored end to end with the per-word decoder

@@ -23,7 +23,7 @@ _MARKERS = "▁Ġ"
 @pytest.fixture(scope="session")
 def e5_tokenizer_run(train_run, e5_path):
     """The tiny random model with the real e5 (SentencePiece) tokenizer: bare ``▁`` pieces, its charsmap."""
-    return train_run("tiny_e5_tok", ["adapter=lora", "model.tokenizer=e5_small",
+    return train_run("tiny_e5_tok", ["adapter=lora", "module.decoding=argmax", "model.tokenizer=e5_small",
                                      "+model.config_overrides.vocab_size=250037"])
 
 
@@ -79,7 +79,7 @@ def test_pipeline_matches_predict_real_e5(e5_path, tmp_path):
     from conftest import compose_cfg
     from localize.train import train
 
-    train(compose_cfg(["+locale=ja", "task=ner", "model=e5_small", "adapter=lora", "trainer=cpu", "logger=none"],
+    train(compose_cfg(["+locale=ja", "task=ner", "model=e5_small", "adapter=lora", "module.decoding=argmax", "trainer=cpu", "logger=none"],
                       tmp_path / "run"))
     counts = _compare(str(tmp_path / "run"), str(tmp_path / "hf"))
     assert counts["pipeline"] > 0

@@ -292,3 +292,25 @@ def test_a_reference_run_at_one_training_size_pairs_with_every_size(tmp_path):
     assert small["pairs"] == large["pairs"] == "1" and "ran at train n 1600 only" in small["note"]
     assert float(large["p_value"]) < 0.05 and large["verdict"].startswith("better")
     assert float(small["difference"]) < float(large["difference"])
+
+
+def test_archived_records_regenerate_the_same_report_without_the_log_folder(tmp_path):
+    """--archive copies the records and predictions (not checkpoints); the page regenerates from it alone."""
+    import shutil
+
+    from localize.report import main
+
+    logs, gold = tmp_path / "logs", [r["gold"] for r in _ner_rows(40)]
+    for seed in (1, 2):
+        _fake_run(logs / f"full{seed}", "full", seed, _ner_rows(40, noise=0.05, seed=seed, gold=gold))
+        _fake_run(logs / f"lora{seed}", "lora", seed, _ner_rows(40, noise=0.4, seed=10 + seed, gold=gold))
+        os.makedirs(logs / f"full{seed}" / "checkpoints")
+        (logs / f"full{seed}" / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    assert main([str(logs), "--out", str(tmp_path / "a"), "--archive", str(tmp_path / "archive")]) == 0
+    shutil.rmtree(logs)
+    assert main([str(tmp_path / "archive"), "--out", str(tmp_path / "b")]) == 0
+    for name in ("comparison.md", "paired_tests.csv"):  # the run list names where each record lies
+        before = (tmp_path / "a" / name).read_text().replace(str(logs), "LOGS")
+        assert before == (tmp_path / "b" / name).read_text().replace(str(tmp_path / "archive"), "LOGS")
+    assert "lora" in (tmp_path / "b" / "paired_tests.csv").read_text()
+    assert sorted(os.listdir(tmp_path / "archive" / "full1")) == ["run.json", "test_predictions.jsonl"]

@@ -181,9 +181,12 @@ def _two_trials(tmp_path, study_name: str, *overrides: str) -> optuna.Study:
 def test_the_budget_search_starts_from_the_composed_default_recipe(tmp_path):
     """The real sweeper and config (hparams_search=ner_budget): trial 0 is the adapter's default lr,
     batch size and epochs, although the command line sweeps the lr."""
+    # (not the range whose seeded trial 1 drew this lr: trial 1 would repeat it)
     study = _two_trials(tmp_path, "ner_budget_lora", "hparams_search=ner_budget", "+locale=ja", "adapter=lora",
-                        "adapter.lr=tag(log, interval(6e-5, 1.5e-3))")
-    assert study.trials[0].params == {"data.batch_size": 16, "trainer.max_epochs": 10, "adapter.lr": 3e-4}
+                        "adapter.lr=tag(log, interval(1e-4, 3e-3))")
+    # NER's LoRA recipe (conf/recipe/ner_lora.yaml) is the default the search starts from
+    assert study.trials[0].params == {"data.batch_size": 16, "trainer.max_epochs": 10,
+                                      "adapter.lr": 6.681805359748402e-04}
     assert study.trials[1].params != study.trials[0].params
 
 

@@ -17,6 +17,7 @@ from torch import nn
 from localize.data.inference import predict_texts as _predict_texts
 from localize.models.backbones import TINY_RANDOM, build_backbone, enable_prefix_cache_kwarg, same_weights
 from localize.models.seq_cls import predict_probabilities
+from localize.models.decoding import DECODERS, iob2_transitions
 from localize.models.token_cls import b_to_i_ids, predict_scored_words
 from localize.models.weights import read_peft_weights
 from localize.runs import FULL_WEIGHTS, RunInfo, base_identity, build_datamodule, read_run
@@ -26,16 +27,22 @@ log = logging.getLogger(__name__)
 _PEFT_PREFIX = "base_model.model."
 
 
-def _tagger(labels: Sequence[str]) -> Callable[[nn.Module, dict[str, Any]], Any]:
-    b_to_i = b_to_i_ids(labels)
-    return lambda model, batch: predict_scored_words(model, batch, b_to_i)
+def _tagger(info: RunInfo) -> Callable[[nn.Module, dict[str, Any]], Any]:
+    """The run's own word decoding (``module.decoding``), as its module's predict_step decodes."""
+    module = info.cfg.module
+    if module.get("crf"):  # its transition scores live in the run's module, not in a bank's shared model
+        raise ValueError(f"{info.run_dir} has a CRF head (module.crf=true), which an adapter bank does not serve: "
+                         f"predict with it on its own (python -m localize.predict run={info.run_dir})")
+    b_to_i, decode = b_to_i_ids(info.labels), DECODERS[module.get("decoding", "argmax")]
+    transitions = iob2_transitions(info.labels)
+    return lambda model, batch: predict_scored_words(model, batch, b_to_i, decode, transitions)
 
 
 # What one batch gives for each head the bank serves (the datamodule decodes it): the same
 # outputs as the modules' predict_step, scores included.
-_PREDICTORS: dict[str, Callable[[Sequence[str]], Callable[[nn.Module, dict[str, Any]], Any]]] = {
+_PREDICTORS: dict[str, Callable[[RunInfo], Callable[[nn.Module, dict[str, Any]], Any]]] = {
     "token_classification": _tagger,
-    "sequence_classification": lambda labels: predict_probabilities,
+    "sequence_classification": lambda info: predict_probabilities,
 }
 
 
@@ -154,6 +161,7 @@ class AdapterBank:
                 f"'{self.base_name_or_path}' (run vs bank: {diff}): an adapter only works on the exact backbone "
                 f"it was trained on — start another bank for that base, or retrain the adapter on "
                 f"model.name_or_path={self.base_name_or_path}")
+        predict = _PREDICTORS[self.head](info)  # before the weights load: a run the bank cannot serve is refused
         weights = read_peft_weights(info.model_dir)
         if self._base is None:
             self.label_names = info.labels
@@ -179,8 +187,7 @@ class AdapterBank:
             raise ValueError(f"adapter {info.run_dir} does not fit this bank's backbone '{self.base_name_or_path}' "
                              f"({str(e)[:300]}): it was trained on another base model") from e
         self.model.eval()
-        self.adapters[name] = _Adapter(info, info.labels, build_datamodule(info, **data_settings),
-                                       _PREDICTORS[self.head](info.labels))
+        self.adapters[name] = _Adapter(info, info.labels, build_datamodule(info, **data_settings), predict)
         if self.active is None:
             self.set_adapter(name)
         else:

@@ -25,6 +25,7 @@ import os
 import sys
 from typing import Any
 
+from localize.report.archive import archive_records
 from localize.report.continual import summarize_sequences
 from localize.report.continual import to_markdown as continual_markdown
 from localize.report.cv import is_cv, summarize_cv
@@ -133,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", default=DEFAULT_REFERENCE,
                         help=f"method the others are paired against (default {DEFAULT_REFERENCE}; where a setting "
                              "has none, its best-ranked method)")
+    parser.add_argument("--archive", help="also copy the records and test predictions the report read to this "
+                                          "folder (localize.report.archive): the page regenerates from it alone")
     args = parser.parse_args(argv)
     try:
         paths = write_report(args.folder, args.out, args.metric, args.wandb_project, args.reference)
@@ -146,5 +149,9 @@ def main(argv: list[str] | None = None) -> int:
              if paths["not_finished"] else ""))
     for p in [paths["markdown"], paths["csv"], paths["paired_tests"], *paths["plots"]]:
         print(f"  wrote {p}")
+    if args.archive:
+        n = archive_records(args.folder, args.archive)
+        print(f"[localize.report] archived {n} records to {args.archive}: "
+              f"python -m localize.report {args.archive} regenerates this report")
     return 0
 

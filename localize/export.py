@@ -22,7 +22,9 @@ task, data and licence, test metrics with their 95% intervals, how to load it, t
 setting that matches localize's decoding), and no machine-specific settings in the tokenizer
 config (``MACHINE_KEYS``, absolute paths).
 
-Prompt-learning adapters (prefix tuning) have nothing to merge and are refused.
+Prompt-learning adapters (prefix tuning) have nothing to merge and are refused. A pipeline tags
+each token on its own (argmax): for a run that decodes otherwise (the NER default, Viterbi) export.json
+"decoding" says so, and ``python -m localize.predict run=<dir> decoding=argmax`` reproduces the pipeline.
 """
 from __future__ import annotations
 
@@ -42,6 +44,11 @@ from torch import nn
 from localize.config import CONF_DIR
 from localize.model_card import aggregation_strategy, card_json, portable_configs, render
 from localize.models.crf import CRF_EXPORT_NOTE, unwrap_crf
+
+# A pipeline tags each token on its own (argmax): a run scored with another decoder can differ in spans.
+DECODING_EXPORT_NOTE = ("this run decodes with module.decoding={decoding} (valid IOB2 sequences); a pipeline decodes "
+                        "each token on its own (argmax), so its spans can differ: python -m localize.predict "
+                        "run={run} decodes as the run was scored, and with decoding=argmax as the pipeline does")
 from localize.tracking.atomic import atomic_file, atomic_folder
 from localize.runs import RunInfo, build_datamodule, build_untrained, load_run, read_run
 
@@ -151,6 +158,9 @@ def export(run_dir: str, out: str, quantize: str | None = None, atol: float = 1e
         "max_abs_logit_diff": diff, "atol": atol, "size_mb": _folder_mb(out),
     }
     report.update({"crf": CRF_EXPORT_NOTE} if crf else {})
+    decoding = str(info.cfg.module.get("decoding", "argmax"))
+    report.update({"decoding": DECODING_EXPORT_NOTE.format(decoding=decoding, run=info.run_dir)}
+                  if decoding != "argmax" and not crf and head == "token_classification" else {})
     report.update(card_json(base))
     if head == "token_classification":
         report["aggregation_strategy"] = aggregation_strategy(info.locale)

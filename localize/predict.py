@@ -51,8 +51,9 @@ def load_predictor(cfg: DictConfig):
     if cfg.get("run") and adapters:
         raise ValueError("give either run=<run dir> or adapters.<locale>=<run dir>, not both")
     if cfg.get("run"):
+        decoding = [f"module.decoding={cfg.decoding}"] if cfg.get("decoding") else []
         return load_run_predictor(cfg.run, locale=locale, segmenter=settings["segmenter"],
-                                  batch_size=settings["eval_batch_size"])
+                                  batch_size=settings["eval_batch_size"], extra_overrides=decoding)
     if not adapters:
         raise ValueError("nothing to predict with: pass run=<run dir>, or +locale=xx adapters.xx=<adapter run dir>")
     code = locale["code"] if locale else (next(iter(adapters)) if len(adapters) == 1 else None)

@@ -316,15 +316,17 @@ class Predictor:
 
 
 def load_predictor(run_dir: str, locale: Mapping[str, Any] | None = None, segmenter: str | None = None,
-                   batch_size: int | None = None, ckpt_path: str | None = None) -> Predictor:
+                   batch_size: int | None = None, ckpt_path: str | None = None,
+                   extra_overrides: Sequence[str] = ()) -> Predictor:
     """``load_run`` + the run's datamodule, ready for raw text.
 
     Args:
         locale: another locale config's text handling (default: the run's own locale).
         segmenter: NER word segmenter override (``char``, ``fugashi``, ``whitespace``...).
         batch_size: texts per forward pass.
+        extra_overrides: inference-time module settings (``module.decoding=argmax``), see ``read_run``.
     """
-    module = load_run(run_dir, ckpt_path=ckpt_path)
+    module = load_run(run_dir, ckpt_path=ckpt_path, extra_overrides=extra_overrides)
     data = build_datamodule(module.run_info, locale=dict(locale) if locale else None, segmenter=segmenter,
                             eval_batch_size=batch_size)
     return Predictor(module, data)

@@ -9,6 +9,7 @@ segmenter drops it, so localize tokenises another string); the count is checked.
 """
 from __future__ import annotations
 
+import json
 import unicodedata
 
 import pytest
@@ -27,12 +28,17 @@ def e5_tokenizer_run(train_run, e5_path):
                                      "+model.config_overrides.vocab_size=250037"])
 
 
+def test_argmax_run_export_has_no_decoding_note(e5_tokenizer_run, tmp_path):
+    assert "decoding" not in export(e5_tokenizer_run, str(tmp_path / "hf"))
+
+
 def _compare(run_dir: str, out: str) -> dict[str, int]:
     from transformers import pipeline
 
     report = export(run_dir, out)
     assert report["aggregation_strategy"] == "simple"
-    predictor = load_predictor(run_dir, segmenter="char")
+    # A pipeline tags each token on its own: compare with localize's argmax decoding of the same run.
+    predictor = load_predictor(run_dir, segmenter="char", extra_overrides=["module.decoding=argmax"])
     dm = predictor.datamodule
     texts = [dm.join_words(ex["tokens"]) for ex in dm.splits["test"]]
     plain = [t for t in texts if not any(c.isspace() for c in t)]
@@ -65,6 +71,9 @@ def _compare(run_dir: str, out: str) -> dict[str, int]:
 def test_pipeline_matches_predict_wordpiece(lora_run, tmp_path):
     counts = _compare(lora_run, str(tmp_path / "hf"))
     assert counts["lenient_only"] > 0  # the documented difference occurs (a random tiny model emits I-X freely)
+    # The run decodes with Viterbi (the NER default): export.json says the pipeline's spans can differ.
+    note = json.loads((tmp_path / "hf" / "export.json").read_text())["decoding"]
+    assert "module.decoding=viterbi" in note and f"run={lora_run}" in note
 
 
 def test_pipeline_matches_predict_sentencepiece(e5_tokenizer_run, tmp_path):

@@ -144,7 +144,7 @@ def test_flipped_tensor_byte_in_last_ckpt_is_one_clear_error_before_training(mak
     """tests/test_user_errors.py flips a byte of ``data.pkl`` (torch fails to unpickle it); a byte of
     a tensor's storage torch reads without complaint: our CRC check finds it."""
     run_dir = tmp_path / "run"
-    train(make_cfg(RUN[:3] + ["test=false"]))
+    train(make_cfg(RUN[:4] + ["test=false"]))
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, weights_only=True)  # torch itself: no error, before and after the flip
     member = _flip_tensor_byte(ckpt)
@@ -152,7 +152,7 @@ def test_flipped_tensor_byte_in_last_ckpt_is_one_clear_error_before_training(mak
     (run_dir / "run.json").unlink()
 
     with pytest.raises(ValueError) as err:
-        train(make_cfg(RUN[:3] + [f"resume={run_dir}"]))
+        train(make_cfg(RUN[:4] + [f"resume={run_dir}"]))
     msg = str(err.value)
     assert "\n" not in msg and str(ckpt) in msg and member in msg and "CRC" in msg, msg
     assert "checkpoints/best.ckpt" in msg and "retrain" in msg and "weights_only" not in msg, msg
@@ -186,7 +186,7 @@ def test_wandb_init_raising_falls_back_to_local(make_cfg, tmp_path, monkeypatch)
 
     monkeypatch.setattr(wandb, "init", down)
     with pytest.warns(UserWarning, match=r"W&B unavailable \(CommError: .*Network is unreachable\); logging locally"):
-        record = train(make_cfg(RUN[:3] + ["logger=default"]))
+        record = train(make_cfg(RUN[:4] + ["logger=default"]))
     run_dir = tmp_path / "run"
     assert record["wandb_id"] is None and _record(run_dir)["status"] == "finished"
     assert (run_dir / "csv" / "metrics.csv").exists() and not (run_dir / "wandb_id").exists()
@@ -200,7 +200,7 @@ def test_unwritable_wandb_offline_dir_does_not_cost_the_run(make_cfg, tmp_path):
     (run_dir / "wandb").write_text("not a dir")
     with pytest.warns(UserWarning, match=rf"W&B unavailable \(NotADirectoryError: .*{run_dir / 'wandb'}.*\); "
                                          r"logging locally only"):
-        record = train(make_cfg(RUN[:3] + ["logger=default"]))
+        record = train(make_cfg(RUN[:4] + ["logger=default"]))
     assert record["wandb_id"] is None and _record(run_dir)["status"] == "finished"
     assert (run_dir / "csv" / "metrics.csv").exists() and (run_dir / "model").is_dir()
     assert (run_dir / "wandb").read_text() == "not a dir"
@@ -248,7 +248,7 @@ def test_disk_full_while_saving_the_model(make_cfg, tmp_path, monkeypatch):
     monkeypatch.setattr(storage, "atomic_folder", full_disk)
     run_dir = tmp_path / "run"
     with pytest.raises(OSError) as err:
-        train(make_cfg(RUN[:3]))
+        train(make_cfg(RUN[:4]))
     msg = one_line(err.value)
     assert msg == str(err.value) and err.value.errno == errno.ENOSPC and is_user_error(err.value)
     assert f"could not save the model to {run_dir / 'model'} (No space left on device)" in msg, msg
@@ -257,7 +257,7 @@ def test_disk_full_while_saving_the_model(make_cfg, tmp_path, monkeypatch):
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".tmp-")]
 
     monkeypatch.undo()
-    record = train(make_cfg(RUN[:3] + [f"resume={run_dir}"]))
+    record = train(make_cfg(RUN[:4] + [f"resume={run_dir}"]))
     assert record["status"] == "finished" and record["metrics"]["test/f1"] >= 0
     assert (run_dir / "model" / "adapter_model.safetensors").exists() and (run_dir / "run.json").exists()
 

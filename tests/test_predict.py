@@ -82,6 +82,25 @@ def test_predict_fills_po_with_a_translation_run(runs_root, tmp_path):
     assert counts["filled"] + counts["empty"] == 5 and counts["kept"] == 1 and out.exists()  # todo.po: 5 to do, 1 done
 
 
+def test_predict_decoding_key_overrides_the_runs_decoder(lora_run, tmp_path):
+    """``decoding=argmax`` (what export.json names to match an HF pipeline) tags each token on its own;
+    the default decodes as the run was scored (Viterbi: only valid IOB2). A random tiny model emits
+    I-X after O freely, so the two differ on the test texts."""
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    tags = {}
+    for decoding in ("argmax", None):
+        dst = tmp_path / f"{decoding}.jsonl"
+        cfg = compose_cfg([f"run={lora_run}", f"input={src}", f"output={dst}"]
+                          + ([f"decoding={decoding}"] if decoding else []), config_name="predict")
+        predict(cfg)
+        tags[decoding] = [[t["tag"] for t in json.loads(l)["tokens"]] for l in dst.read_text(encoding="utf-8").splitlines()]
+    argmax = load_predictor(lora_run, extra_overrides=["module.decoding=argmax"]).predict_texts(TEXTS)
+    assert tags["argmax"] == [[t["tag"] for t in o["tokens"]] for o in argmax]
+    assert tags["argmax"] != tags[None]
+    assert all(not (t.startswith("I-") and p in ("O", None)) for seq in tags[None] for p, t in zip([None] + seq, seq))
+
+
 def test_predict_config_composes_with_a_bank():
     cfg = compose_cfg(["+locale=ja", "adapters.ja=/x"], config_name="predict")
     assert cfg.adapters.ja == "/x" and cfg.locale.code == "ja" and cfg.adapters.ko is None

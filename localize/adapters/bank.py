@@ -17,7 +17,7 @@ from torch import nn
 from localize.data.inference import predict_texts as _predict_texts
 from localize.models.backbones import TINY_RANDOM, build_backbone, enable_prefix_cache_kwarg, same_weights
 from localize.models.seq_cls import predict_probabilities
-from localize.models.decoding import DECODERS, iob2_transitions
+from localize.models.decoding import iob2_transitions, word_decoder
 from localize.models.token_cls import b_to_i_ids, predict_scored_words
 from localize.models.weights import read_peft_weights
 from localize.runs import FULL_WEIGHTS, RunInfo, base_identity, build_datamodule, read_run
@@ -33,7 +33,7 @@ def _tagger(info: RunInfo) -> Callable[[nn.Module, dict[str, Any]], Any]:
     if module.get("crf"):  # its transition scores live in the run's module, not in a bank's shared model
         raise ValueError(f"{info.run_dir} has a CRF head (module.crf=true), which an adapter bank does not serve: "
                          f"predict with it on its own (python -m localize.predict run={info.run_dir})")
-    b_to_i, decode = b_to_i_ids(info.labels), DECODERS[module.get("decoding", "argmax")]
+    b_to_i, decode = b_to_i_ids(info.labels), word_decoder(module.get("decoding", "argmax"))
     transitions = iob2_transitions(info.labels)
     return lambda model, batch: predict_scored_words(model, batch, b_to_i, decode, transitions)
 

@@ -113,3 +113,14 @@ def viterbi_tags(logits: torch.Tensor, word_index: torch.Tensor, b_to_i: torch.T
 
 # module.decoding -> decoder; every decoder takes (logits, word_index, b_to_i, transitions).
 DECODERS = {"argmax": argmax_tags, "viterbi": viterbi_tags}
+
+
+def word_decoder(decoding: str):
+    """The ``DECODERS`` entry for ``module.decoding`` (a run's module and the adapter bank decode alike).
+
+    Raises:
+        ValueError: an unknown name, with the fix.
+    """
+    if decoding not in DECODERS:
+        raise ValueError(f"module.decoding={decoding!r} is not one of {sorted(DECODERS)}. Fix: module.decoding=argmax")
+    return DECODERS[decoding]

@@ -8,8 +8,8 @@ from torch import nn
 from torchmetrics import MaxMetric
 
 from localize.models import crf as crf_lib
-from localize.models.decoding import (DECODERS, argmax_tags, iob2_transitions, shared_words, viterbi_tags,
-                                     word_scores)
+from localize.models.decoding import (argmax_tags, iob2_transitions, shared_words, viterbi_tags,
+                                     word_decoder, word_scores)
 from localize.models.module import LocalizeLitModule
 from localize.tracking.intervals import TestPredictions
 from localize.tracking.metrics import SpanF1
@@ -40,9 +40,7 @@ class TokenClassificationLitModule(LocalizeLitModule):
         prior = label_prior if prior_bias else None
         kwargs["backbone"] = lambda **kw: head_init(backbone(**kw), prior, crf)
         super().__init__(*args, **kwargs)
-        if decoding not in DECODERS:
-            raise ValueError(f"module.decoding={decoding!r} is not one of {sorted(DECODERS)}. Fix: module.decoding=argmax")
-        self.decode = self.crf_decode if crf else DECODERS[decoding]
+        self.decode = self.crf_decode if crf else word_decoder(decoding)
         self.crf = crf
         self.register_buffer("transitions", iob2_transitions(self.label_names), persistent=False)
         # B-X -> I-X by id: a word that shares its token with the previous word continues that

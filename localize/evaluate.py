@@ -141,7 +141,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         from localize.robustness import robustness
 
         record["robustness"] = robustness(cfg, module, lambda: instantiate(cfg.trainer, callbacks=[], logger=False),
-                                          clean, metrics, datamodule.splits["test"])
+                                          clean, metrics, datamodule.splits["test"], out_dir)
     atomic_write_json(os.path.join(out_dir, RECORD), record)
     log_run_end(trainer.loggers, out_dir)  # W&B: the record artifact, predictions table, run.json's peak memory
     shown = {k: v for k, v in metrics.items() if k in ("test/f1", "test/f1_macro", "test/accuracy")}

@@ -39,5 +39,5 @@ for n in ${SIZES//,/ }; do
   .venv/bin/python -m localize.baselines -m +locale=ja task=ner seed="$SEEDS" data.max_train_examples="$n" \
     paths.log_dir="$OUT" logger=none
 done
-.venv/bin/python -m localize.report "$OUT" --out experiments/low_resource/results --metric test/f1 \
+.venv/bin/python -m localize.report "$OUT" --out experiments/low_resource/results --metric test/f1 --reference full_frozen_emb \
   --archive experiments/low_resource/results/records

@@ -18,6 +18,8 @@ script          both    simplified ↔ traditional Chinese (``locale.script_vari
 casing          both    a word lower-, upper- or title-cased (scripts with case)
 span_dropout    cls     a contiguous span of about a tenth of the text removed
 span_swap       cls     two sentences (or two halves) of the text swapped
+back_           cls     the text to a pivot language and back through two translation runs
+translation             (``data.back_translation``: ``localize.back_translation``); first in the list
 ==============  ======  ==================================================================================
 """
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Context:
     lexicon: dict[str, list[list[str]]] = field(default_factory=dict)
     locale: Mapping[str, Any] = field(default_factory=dict)
     converter: Any = None
+    back_translation: Any = None  # texts -> ({text: round trip}, record): localize.back_translation.RoundTrip
+    paraphrases: dict[str, str] = field(default_factory=dict)  # text -> its round trip
 
 
 def _typo_text(text: str, rng: random.Random) -> str:
@@ -162,12 +166,17 @@ def span_swap(ex: dict, rng: random.Random, ctx: Context) -> dict | None:
     return {**ex, "text": "".join(parts)}
 
 
+def back_translation(ex: dict, rng: random.Random, ctx: Context) -> dict | None:
+    new = ctx.paraphrases.get(ex["text"])  # translated once for the whole split (augment)
+    return {**ex, "text": new} if new else None
+
+
 # name -> (operation, the example forms it reads: "tokens" for NER, "text" for classification)
 OPERATIONS: dict[str, tuple[Callable[[dict, random.Random, Context], dict | None], tuple[str, ...]]] = {
     "mention_swap": (mention_swap, ("tokens",)), "typos": (typos, ("tokens", "text")),
     "punctuation": (punctuation, ("tokens", "text")), "script": (script, ("tokens", "text")),
     "casing": (casing, ("tokens", "text")), "span_dropout": (span_dropout, ("text",)),
-    "span_swap": (span_swap, ("text",)),
+    "span_swap": (span_swap, ("text",)), "back_translation": (back_translation, ("text",)),
 }
 
 
@@ -182,8 +191,10 @@ def lexicon(examples: Sequence[dict]) -> dict[str, list[list[str]]]:
     return out
 
 
-def check_augment(ops: Sequence[str], factor: Any, form: str, locale: Mapping[str, Any]) -> Context:
-    """A :class:`Context` for ``ops`` on examples of ``form``, or one :class:`DataError` line with the fix."""
+def check_augment(ops: Sequence[str], factor: Any, form: str, locale: Mapping[str, Any],
+                  options: Mapping[str, Any] | None = None) -> Context:
+    """A :class:`Context` for ``ops`` on examples of ``form``, or one :class:`DataError` line with the fix;
+    ``options``: per-operation settings (``{"back_translation": data.back_translation}``)."""
     names = [str(o) for o in ops]
     unknown = [o for o in names if o not in OPERATIONS]
     if unknown:
@@ -197,6 +208,19 @@ def check_augment(ops: Sequence[str], factor: Any, form: str, locale: Mapping[st
         raise DataError(f"data.augment_factor={factor}: new copies per training example, an integer >= 1. "
                         f"Fix: data.augment_factor=1")
     ctx = Context(locale=dict(locale or {}))
+    if "back_translation" in names:
+        if names[0] != "back_translation":  # its paraphrases are of the original texts
+            rest = [o for o in names if o != "back_translation"]
+            raise DataError(f"data.augment={names}: back_translation paraphrases the original text, so it goes "
+                            f"first. Fix: data.augment=[{','.join(['back_translation', *rest])}]")
+        if factor != 1:
+            raise DataError(f"data.augment_factor={factor}: back_translation gives one paraphrase per text (the "
+                            "runs decode greedily), so more copies would repeat it. Fix: data.augment_factor=1")
+        ctx.back_translation = (options or {}).get("back_translation")
+        if ctx.back_translation is None:
+            raise DataError("data.augment=[back_translation] needs the two translation runs: set "
+                            "data.back_translation.to_pivot=<xx→en run dir> data.back_translation.from_pivot=<en→xx run dir>")
+        ctx.back_translation.check(ctx.locale)
     if "script" in names:
         variant = ctx.locale.get("script_variant")
         if not variant:
@@ -226,13 +250,16 @@ def _form(examples: Sequence[dict]) -> str:
 
 
 def augment(train: Sequence[dict], ops: Sequence[str], factor: int, seed: Any, locale: Mapping[str, Any],
-            normalization: str | None) -> tuple[list[dict], dict[str, Any]]:
+            normalization: str | None, options: Mapping[str, Any] | None = None) -> tuple[list[dict], dict[str, Any]]:
     """``(the new examples, a record)``; ``train`` itself is not changed. A new example's id is
-    ``<id>#aug<copy>`` and it carries ``augmented_from``."""
+    ``<id>#aug<copy>`` and it carries ``augmented_from``. ``options``: see :func:`check_augment`."""
     form = _form(train)
-    ctx = check_augment(ops, factor, form, locale)
+    ctx = check_augment(ops, factor, form, locale, options)
+    extra: dict[str, Any] = {}
     if form == "tokens":
         ctx.lexicon = lexicon(train)
+    if ctx.back_translation:
+        ctx.paraphrases, extra["back_translation"] = ctx.back_translation([ex["text"] for ex in train])
     new, unchanged = [], 0
     for ex in train:
         for copy in range(1, factor + 1):
@@ -242,7 +269,7 @@ def augment(train: Sequence[dict], ops: Sequence[str], factor: int, seed: Any, l
                 continue
             new.append({**out, "id": f"{ex.get('id')}#aug{copy}", "augmented_from": ex.get("id")})
     return new, {"operations": list(ops), "factor": factor, "seed": seed, "added": len(new),
-                 "unchanged_dropped": unchanged}
+                 "unchanged_dropped": unchanged, **extra}
 
 
 def perturb(test: Sequence[dict], ops: Sequence[str], seed: Any, locale: Mapping[str, Any],

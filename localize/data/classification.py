@@ -27,6 +27,8 @@ class ClassificationDataModule(LocalizeDataModule):
         use_class_weights: weight the loss by inverse class frequency (imbalanced data).
         split_sizes: fractions for a single local file.
         train_per_label: keep this many training examples of every label (seeded; few-shot curves).
+        back_translation: for ``data.augment=[back_translation]``: texts → their round trips through two
+            translation runs (``localize.back_translation.RoundTrip``, built from ``data.back_translation``).
         **kwargs: see ``LocalizeDataModule``.
     """
 
@@ -44,9 +46,12 @@ class ClassificationDataModule(LocalizeDataModule):
         use_class_weights: bool = False,
         split_sizes: dict[str, float] | None = None,
         train_per_label: int | None = None,
+        back_translation: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        # data.augment=[back_translation]: the round trip Hydra built (localize.back_translation.RoundTrip).
+        self.augment_options = {"back_translation": back_translation}
         self.text_field, self.label_field = text_field, label_field
         self.max_chars, self.truncation = max_chars, truncation
         self.use_class_weights = use_class_weights

@@ -98,6 +98,7 @@ class LocalizeDataModule(pl.LightningDataModule):
     flip_label = None
     # The task's sources (localize.data.sources.task_sources) when data.corrections may read its files.
     source = None
+    augment_options: dict[str, Any] = {}  # per-operation settings (augment.check_augment), set by a task
 
     task_name = "task"
 
@@ -151,10 +152,9 @@ class LocalizeDataModule(pl.LightningDataModule):
         self.normalization = self.locale.get("normalization")
         self._label_names: list[str] | None = None
         self.batch_size, self.eval_batch_size, self.max_length = batch_size, eval_batch_size, max_length
-        self.max_train_examples, self.group_by_length = max_train_examples, group_by_length
-        self.max_eval_examples = max_eval_examples
-        self.num_workers, self.seed = num_workers, seed
-        self.cache_tokenized = cache_tokenized
+        self.max_train_examples, self.max_eval_examples = max_train_examples, max_eval_examples
+        self.group_by_length = group_by_length
+        self.num_workers, self.seed, self.cache_tokenized = num_workers, seed, cache_tokenized
         self.cv_folds, self.cv_fold, self.cv_dev = cv_folds, cv_fold, cv_dev
         self.parts, self.part = (check_part(parts, part) if parts is not None or part is not None else (None, None))
         self.replay_from, self.replay_size = [str(p) for p in replay_from or []], replay_size

@@ -42,7 +42,7 @@ def shape_splits(dm: Any, splits: dict[str, list[dict]]) -> dict[str, list[dict]
         splits = _label_noise(dm, splits)
     if dm.augment:
         added, info["augment"] = augment(splits["train"], list(dm.augment), dm.augment_factor, dm.seed, dm.locale,
-                                         dm.normalization)
+                                         dm.normalization, dm.augment_options)
         splits["train"] = splits["train"] + added
     if dm.perturb:
         splits["test"], info["perturb"] = perturb(splits["test"], list(dm.perturb), dm.seed, dm.locale,

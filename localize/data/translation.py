@@ -135,6 +135,9 @@ class TranslationDataModule(LocalizeDataModule):
         encoder_decoder: the model is an encoder-decoder (``model.encoder_decoder``).
         lang_codes: locale code → the model's language token (``model.translation.lang_codes``;
             NLLB/M2M100/mBART-50), see :func:`language_tokens`.
+        reverse: translate xx→en (``task.reverse``; e.g. back-translation's first leg): the splits are the
+            en→xx run's (cut by the English side), then each pair, the prompt's language names and the
+            language tokens swap sides.
         **kwargs: see ``LocalizeDataModule``.
     """
 
@@ -158,6 +161,7 @@ class TranslationDataModule(LocalizeDataModule):
         lang_codes: dict[str, str] | None = None,
         demonstrations: int = 0,
         demo_selection: str = "random",
+        reverse: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -171,12 +175,16 @@ class TranslationDataModule(LocalizeDataModule):
         self.demo_prefix: str | None = None  # set before tokenising: part of the tokenised-cache key
         self.encoder_decoder = encoder_decoder
         # Part of the tokenised-cache key (a public attribute): another target code, other labels.
-        self.tokenizer_kwargs = language_tokens(lang_codes, self.locale.get("code"))
+        self.reverse = bool(reverse)
+        code = self.locale.get("code")
+        self.tokenizer_kwargs = language_tokens(lang_codes, "en", code) if reverse else language_tokens(lang_codes, code)
         self.gettext, self.hub, self.hub_config = gettext, hub, hub_config
         self.prompt, self.src_lang = prompt, src_lang
         self.tgt_lang = tgt_lang or self.locale.get("name")
         if not self.tgt_lang:
             raise ValueError("no target language for the prompt: add +locale=xx or set task.tgt_lang=<language name>")
+        if reverse:
+            self.src_lang, self.tgt_lang = self.tgt_lang, self.src_lang
         if "{source}" not in prompt:
             raise ValueError(f"task.prompt must contain '{{source}}', got {prompt!r}")
         self.split_sizes = tuple(split_sizes)
@@ -209,7 +217,10 @@ class TranslationDataModule(LocalizeDataModule):
             # Hash order inside each split: the max_*_examples caps then take a random, nested subset.
             splits = {name: sorted(by_name[name], key=lambda p: (source_hash(p["source"], self.seed), p["id"]))
                       for name in ("train", "validation", "test")}
+        if self.reverse:  # the same pairs as the en→xx run's, each turned around
+            splits = {k: [{**p, "source": p["target"], "target": p["source"]} for p in v] for k, v in splits.items()}
         self.data_info.update(source=source, src_lang=self.src_lang, tgt_lang=self.tgt_lang, prompt=self.prompt,
+                              direction="xx→en" if self.reverse else "en→xx",
                               split="by hash of the English source (no source in two splits)",
                               filters={"single_line": True, "max_chars": self.max_chars,
                                        "min_words": self.min_words if not self.path else None,

@@ -50,6 +50,7 @@ class TranslationLitModule(LocalizeLitModule):
         lang_codes: locale code → the model's language token (NLLB/M2M100/mBART-50,
             ``model.translation.lang_codes``): the tokenizer marks source and target with them and
             generation starts every output with the target's token (``forced_bos_token_id``).
+        reverse: xx→en (``task.reverse``): English is the target, ``target_lang`` the source.
         *args, **kwargs: see ``LocalizeLitModule``.
     """
 
@@ -63,6 +64,7 @@ class TranslationLitModule(LocalizeLitModule):
         n_samples: int = 8,
         model_heads: list[str] | None = None,
         lang_codes: dict[str, str] | None = None,
+        reverse: bool = False,
         **kwargs: Any,
     ) -> None:
         if model_heads is not None and not {"causal_lm", "seq2seq_lm"} & set(model_heads):
@@ -70,7 +72,9 @@ class TranslationLitModule(LocalizeLitModule):
             raise ValueError(f"model '{kwargs.get('base_model')}' has no causal_lm or seq2seq_lm head "
                              f"(model.heads={list(model_heads)}): use model=gemma3_270m for task=translation")
         super().__init__(*args, **kwargs)
-        languages = language_tokens(lang_codes, target_lang)
+        # task.reverse: xx→en, so English is the target (its BLEU tokenizer and language token).
+        languages = language_tokens(lang_codes, "en", target_lang) if reverse else language_tokens(lang_codes, target_lang)
+        target_lang = "en" if reverse else target_lang
         self.tokenizer = load_tokenizer(tokenizer, **languages)
         self.target_lang = target_lang or "und"
         self.eos_id, self.pad_id = eos_id(self.tokenizer), pad_id(self.tokenizer)

@@ -13,13 +13,15 @@ def _fold_minutes(r: dict) -> float:
 
 
 def main(root: str) -> None:
-    records = sorted((json.loads(p.read_text()), p.parent) for p in Path(root).glob("*/audit.json"))
+    records = [(json.loads(p.read_text()), p.parent) for p in sorted(Path(root).glob("*/audit.json"))]
     print("| audit | examples | flipped | precision@k [95% CI] | random | flagged | flag precision | flag recall "
-          "| fold test F1 (mean) | fold training min (sum) |")
+          "| fold test F1 / macro-F1 (mean) | fold training min (sum) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r, d in records:
         inj = r.get("injected") or {}
-        f1 = [f["test"].get("test/f1") for f in r["folds"] if f["test"].get("test/f1") is not None]
+        # span F1 for NER, macro-F1 for classification
+        f1 = [f["test"].get("test/f1", f["test"].get("test/f1_macro")) for f in r["folds"]]
+        f1 = [v for v in f1 if v is not None]
         pk = (f"{inj['precision_at_k']:.2f} [{inj['precision_at_k_ci'][0]:.2f}, {inj['precision_at_k_ci'][1]:.2f}]"
               if inj.get("k") else "–")
         cells = [d.name, r["examples"], inj.get("flipped", 0), pk,
@@ -49,7 +51,8 @@ def main(root: str) -> None:
         for line in (d / "label_issues.jsonl").read_text(encoding="utf-8").splitlines()[:10]:
             x = json.loads(line)
             diff = "; ".join(f"{w['token']}: {w['given']} → {w['suggested']}" for w in x.get("words", [])[:3])
-            print(f"| {x['rank']} | {x['id']} | {'yes' if x['id'] in flipped else ''} | {diff or x.get('given')} "
+            label = f"{x.get('given')} → {x.get('suggested')}"  # classification: one label per text
+            print(f"| {x['rank']} | {x['id']} | {'yes' if x['id'] in flipped else ''} | {diff or label} "
                   f"| {x['score']:.3f} |")
 
 

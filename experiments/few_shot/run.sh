@@ -14,12 +14,13 @@
 #   DEMO_CHARS characters so 8 per class fit the prompt; the demonstrations are fixed, so their KV cache is shared.
 #   bash experiments/few_shot/run.sh
 #   K=8,32 SEEDS=1 METHODS=lora N_TRIALS=2 bash experiments/few_shot/run.sh
+#   METHODS= ICL_K=0,24 SEEDS=1 bash experiments/few_shot/run.sh   (in-context at 0 and 8 per class, and the majority)
 #   SMOKE=1 bash experiments/few_shot/run.sh     (tiny models, 2 steps: the plumbing only, in a scratch dir)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 K=${K:-8,32,128,all}
 SEEDS=${SEEDS:-1,2,3}
-METHODS=${METHODS:-prompt_tuning,lora,full_frozen_emb}
+METHODS=${METHODS-prompt_tuning,lora,full_frozen_emb}  # METHODS= (empty): in-context and the baseline only
 N_TRIALS=${N_TRIALS:-4}
 TUNE_K=${TUNE_K:-32}
 STEPS=${STEPS:-200}

@@ -48,8 +48,9 @@ def robustness(cfg: DictConfig, module: Any, new_trainer: Callable[[], Any], cle
                  "metrics": metrics, "metrics_ci": preds.intervals() if preds is not None else {},
                  "drop": None if metric not in metrics or metric not in clean_metrics else clean_metrics[metric] - metrics[metric]}
         if preds is not None and preds.rows:
-            write_predictions(os.path.join(out_dir, predictions_file(str(op))), preds)
-            entry["predictions"] = preds.meta(predictions_file(str(op)))
+            file = predictions_file(str(op))
+            write_predictions(os.path.join(out_dir, file), preds)
+            entry["predictions"] = preds.meta(file)
         if clean is not None and preds is not None:
             test = paired_test(preds, clean, metric)
             entry["paired_vs_clean"] = {**test, "verdict": verdict(test)}

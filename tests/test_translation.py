@@ -366,6 +366,9 @@ def test_locale_without_a_language_token_names_the_fix(tiny_nllb):
     from localize.data.translation import language_token_id, language_tokens
 
     assert language_tokens(None, "ja") == {}
+    codes = {"en": "eng_Latn", "ja": "jpn_Jpan"}
+    assert language_tokens(codes, "ja") == {"src_lang": "eng_Latn", "tgt_lang": "jpn_Jpan"}
+    assert language_tokens(codes, "ja", reverse=True) == {"src_lang": "jpn_Jpan", "tgt_lang": "eng_Latn"}  # task.reverse
     with pytest.raises(ValueError, match=r"no language token for locale 'xx'.*\+model\.translation\.lang_codes\.xx="):
         language_tokens({"en": "eng_Latn", "ja": "jpn_Jpan"}, "xx")
     tok = _datamodule(tiny_nllb()).tokenizer

@@ -176,8 +176,7 @@ class TranslationDataModule(LocalizeDataModule):
         self.encoder_decoder = encoder_decoder
         # Part of the tokenised-cache key (a public attribute): another target code, other labels.
         self.reverse = bool(reverse)
-        code = self.locale.get("code")
-        self.tokenizer_kwargs = language_tokens(lang_codes, "en", code) if reverse else language_tokens(lang_codes, code)
+        self.tokenizer_kwargs = language_tokens(lang_codes, self.locale.get("code"), reverse=self.reverse)
         self.gettext, self.hub, self.hub_config = gettext, hub, hub_config
         self.prompt, self.src_lang = prompt, src_lang
         self.tgt_lang = tgt_lang or self.locale.get("name")

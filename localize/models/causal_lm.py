@@ -73,7 +73,7 @@ class TranslationLitModule(LocalizeLitModule):
                              f"(model.heads={list(model_heads)}): use model=gemma3_270m for task=translation")
         super().__init__(*args, **kwargs)
         # task.reverse: xx→en, so English is the target (its BLEU tokenizer and language token).
-        languages = language_tokens(lang_codes, "en", target_lang) if reverse else language_tokens(lang_codes, target_lang)
+        languages = language_tokens(lang_codes, target_lang, reverse=reverse)
         target_lang = "en" if reverse else target_lang
         self.tokenizer = load_tokenizer(tokenizer, **languages)
         self.target_lang = target_lang or "und"

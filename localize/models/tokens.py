@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 def language_tokens(lang_codes: dict[str, str] | None, target_lang: str | None,
-                    source_lang: str = "en") -> dict[str, str]:
+                    source_lang: str = "en", reverse: bool = False) -> dict[str, str]:
     """Tokenizer kwargs (``src_lang``/``tgt_lang``) of a model that marks languages with tokens.
 
     Args:
@@ -15,12 +15,16 @@ def language_tokens(lang_codes: dict[str, str] | None, target_lang: str | None,
             e.g. NLLB's FLORES-200 codes ``{"en": "eng_Latn", "ja": "jpn_Jpan"}``); None/empty for
             models without language tokens (→ ``{}``).
         target_lang: the locale's code (``locale.code``).
+        source_lang: the other side's code (English by default).
+        reverse: the direction is turned around (``task.reverse``): ``target_lang`` is the source.
 
     Raises:
         ValueError: the map has no code for the source or the target locale.
     """
     if not lang_codes:
         return {}
+    if reverse:
+        source_lang, target_lang = target_lang, source_lang
     for code in (source_lang, target_lang):
         if code not in lang_codes:
             raise ValueError(f"model.translation.lang_codes has no language token for locale '{code}' "

@@ -23,7 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from localize.config import compose
 from localize.models.backbones import TINY_RANDOM, same_weights  # noqa: F401 (re-exported)
-from localize.models.weights import attach_peft, load_full_state, load_lightning_checkpoint, read_peft_weights
+from localize.models.weights import (attach_peft, load_full_state, load_lightning_checkpoint, read_peft_weights,
+                                     rebase_on)
 from localize.tracking.record import RECORD
 from localize.tracking.status import DEGENERATE, FAILED, FINISHED
 from localize.tracking.storage import FULL_WEIGHTS, MODEL_DIR, PEFT_CONFIG  # noqa: F401 (re-exported)
@@ -270,18 +271,31 @@ def load_run(run_dir: str, ckpt_path: str | None = None, extra_overrides: Sequen
         FileNotFoundError / ValueError: see ``read_run``; corrupt weights; weights that do not fit.
     """
     info = read_run(run_dir, ckpt_path=ckpt_path, extra_overrides=extra_overrides, allow_degenerate=allow_degenerate)
+    module = build_untrained(info, adapter=bool(ckpt_path) or info.kind != "peft")
+    _merged_base(module, info)
     if ckpt_path:
-        module = build_untrained(info)
         load_lightning_checkpoint(module, ckpt_path)
     elif info.kind == "peft":
-        module = build_untrained(info, adapter=False)
         attach_peft(module, info.model_dir, info.peft_config, str(info.cfg.model.name_or_path))
     else:
-        base = str(info.cfg.model.name_or_path)
-        module = build_untrained(info)
-        load_full_state(module, os.path.join(info.model_dir, FULL_WEIGHTS), base)
+        load_full_state(module, os.path.join(info.model_dir, FULL_WEIGHTS), str(info.cfg.model.name_or_path))
     module.run_info = info
     return module.eval()
+
+
+def _merged_base(module, info: RunInfo) -> None:
+    """A run trained with ``init_merged=true`` stands on its ``init_from`` run merged (see
+    ``localize.models.weights.rebase_on``): rebuild that base (recursively) before its own weights load."""
+    base_run = info.cfg.get("init_from") if info.cfg.get("init_merged") else None
+    if not base_run:
+        return
+    try:
+        source = load_run(str(base_run), allow_degenerate=True)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{info.run_dir} was trained on the merged weights of init_from={base_run} "
+                                f"(init_merged=true), which cannot be read ({e}). Fix: restore that run dir at "
+                                f"that path, or retrain {info.run_dir}") from e
+    rebase_on(module, source)
 
 
 def build_datamodule(info: RunInfo, **settings: Any):

@@ -57,7 +57,9 @@ def simulate(out: Path, seed: int, acquisitions: list[str], steps: int, extra: l
     from localize.select import rank_pool
     from localize.utils import build
 
-    base = COMMON + [f"seed={seed}", f"trainer.max_steps={steps}", f"tags=[active_learning,s{seed}]", *extra]
+    # Early stopping off: it would cut the equal step budget short (a 100-sentence run has 36 dev passes).
+    base = COMMON + [f"seed={seed}", f"trainer.max_steps={steps}", "callbacks.early_stopping=null",
+                     f"tags=[active_learning,s{seed}]", *extra]
     train = build(compose(base, "train", out_dir=str(out)).data).splits["train"]
     ids = [str(ex["id"]) for ex in train]
     start = random.Random(f"{seed}/al-seed-set").sample(ids, ROUNDS[0])

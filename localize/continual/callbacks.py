@@ -9,12 +9,14 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from localize.models.weights import copy_weights, rebase_on
+
 log = logging.getLogger(__name__)
 
 
-def init_from_run(run_dir: str | None, adapter: str | None = None) -> "InitFromRun | None":
+def init_from_run(run_dir: str | None, adapter: str | None = None, merged: bool = False) -> "InitFromRun | None":
     """The ``init_from`` callback of ``conf/callbacks/default.yaml``: None (no callback) without a run."""
-    return InitFromRun(run_dir, adapter) if run_dir else None
+    return InitFromRun(run_dir, adapter, merged) if run_dir else None
 
 
 class InitFromRun(pl.Callback):
@@ -26,12 +28,16 @@ class InitFromRun(pl.Callback):
 
     Args:
         run_dir: the run to start from (``localize.runs.load_run`` reads it: status, overrides, weights).
-        adapter: this run's ``adapter.name``; it must be the run's, because a stored run keeps only what it
-            trained over its base (a LoRA run on top of a fully fine-tuned one would not rebuild).
+        adapter: this run's ``adapter.name``; without ``merged`` it must be the run's, because a stored run
+            keeps only what it trained over its base (a LoRA run on top of a fully fine-tuned one would not
+            rebuild).
+        merged: ``init_merged=true``: the run's adapter is merged into its base and that model becomes this
+            run's base, under a fresh adapter of any kind (OSF's next stage splits the merged weights by
+            their SVD). ``load_run`` rebuilds such a run from the same chain.
     """
 
-    def __init__(self, run_dir: str, adapter: str | None = None) -> None:
-        self.run_dir, self.adapter = str(run_dir), adapter
+    def __init__(self, run_dir: str, adapter: str | None = None, merged: bool = False) -> None:
+        self.run_dir, self.adapter, self.merged = str(run_dir), adapter, bool(merged)
         self.copied: dict[str, Any] = {}
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -40,56 +46,18 @@ class InitFromRun(pl.Callback):
         from localize.runs import load_run
 
         source = load_run(self.run_dir)
-        trained_with = source.run_info.record.get("adapter")
-        if self.adapter is not None and trained_with is not None and trained_with != self.adapter:
-            raise ValueError(f"init_from={self.run_dir} was trained with adapter={trained_with}, this run uses "
-                             f"adapter={self.adapter}: a run that starts from it must use the same. "
-                             f"Fix: adapter={trained_with}, or init_from=null")
-        self.copied = copy_weights(source, pl_module)
-        log.info("init_from %s: %d tensors copied, %d head(s) grown", self.run_dir, self.copied["tensors"],
-                 len(self.copied["grown"]))
-
-
-def _label_rows(old: list[str] | None, new: list[str] | None, init_from: str) -> list[tuple[int, int]] | None:
-    if not old or not new:
-        return None
-    lost = [x for x in old if x not in new]
-    if lost:
-        raise ValueError(f"init_from={init_from} knows labels {lost} that this run's label set lacks: its head "
-                         f"cannot grow from that run. Fix: data.prior_labels=[{','.join(old)}] (the run's labels "
-                         f"first), or init_from=null")
-    return [(old.index(x), new.index(x)) for x in old]
-
-
-@torch.no_grad()
-def copy_weights(source: pl.LightningModule, target: pl.LightningModule) -> dict[str, Any]:
-    """Copy ``source``'s parameters into ``target``'s of the same name; rows of a head whose first
-    dimension is the label count are copied by label. Returns what was copied.
-
-    Raises:
-        ValueError: a trainable parameter of ``target`` that ``source`` lacks or that no label mapping
-            fits (another adapter, task or model).
-    """
-    init_from = getattr(getattr(source, "run_info", None), "run_dir", "the run")
-    rows = _label_rows(source.label_names, target.label_names, init_from)
-    src = dict(source.model.named_parameters())
-    n_old = len(source.label_names or [])
-    copied, grown = 0, []
-    for name, p in target.model.named_parameters():
-        q = src.get(name)
-        if q is not None and q.shape == p.shape:
-            p.copy_(q.to(p.dtype))
-            copied += 1
-        elif q is not None and rows is not None and q.shape[0] == n_old and q.shape[1:] == p.shape[1:]:
-            for i, j in rows:
-                p[j].copy_(q[i].to(p.dtype))
-            grown.append(name)
-            copied += 1
-        elif p.requires_grad:
-            found = "missing" if q is None else f"of shape {tuple(q.shape)} vs {tuple(p.shape)}"
-            raise ValueError(f"init_from={init_from}: parameter {name} is {found} there (another adapter, task or "
-                             f"model?). Fix: train with that run's model=, task= and adapter=, or init_from=null")
-    return {"tensors": copied, "grown": grown, "labels": list(target.label_names or [])}
+        if self.merged:
+            self.copied = rebase_on(pl_module, source)
+        else:
+            trained_with = source.run_info.record.get("adapter")
+            if self.adapter is not None and trained_with is not None and trained_with != self.adapter:
+                raise ValueError(f"init_from={self.run_dir} was trained with adapter={trained_with}, this run "
+                                 f"uses adapter={self.adapter}: a run that starts from it must use the same. "
+                                 f"Fix: adapter={trained_with}, init_merged=true (a new adapter on its merged "
+                                 f"weights), or init_from=null")
+            self.copied = copy_weights(source, pl_module)
+        log.info("init_from %s%s: %d tensors copied, %d head(s) grown", self.run_dir, " (merged)" * self.merged,
+                 self.copied["tensors"], len(self.copied["grown"]))
 
 
 class L2SPCallback(pl.Callback):

@@ -5,6 +5,7 @@ loss/metrics logic; no training loop is copied per method or per task.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import random
 from typing import Any, Callable
@@ -80,14 +81,18 @@ class LocalizeLitModule(pl.LightningModule):
         _check_positive("adapter.lr", lr)
         _check_positive("adapter.head_lr", head_lr)
         kwargs = {"num_labels": len(self.label_names), "id2label": self.id2label} if self.label_names else {}
-        model = backbone(**kwargs)
-        self.model = apply_adapter(model, adapter, freeze_embeddings, modules_to_save, peft_task_type)
-        if gradient_checkpointing:
+        self._wrap(backbone(**kwargs), adapter)
+
+    def _wrap(self, model: nn.Module, adapter: Any) -> None:
+        """Apply the adapter (or full FT's freezing) to the plain backbone ``model`` and count parameters."""
+        hp = self.hparams
+        self.model = apply_adapter(model, adapter, hp.freeze_embeddings, hp.modules_to_save, hp.peft_task_type)
+        if hp.gradient_checkpointing:
             # Non-reentrant: works when the inputs need no grad (PEFT, frozen embeddings).
             self.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         # from_pretrained returns eval mode and Lightning keeps submodule modes: enable dropout.
         self.model.train()
-        if frozen:
+        if hp.frozen:
             self.model.requires_grad_(False)
         self.param_counts = count_parameters(self.model)
         # Checkpoints of partly frozen models keep only the trainable state (+ the base reference),
@@ -99,6 +104,18 @@ class LocalizeLitModule(pl.LightningModule):
             self.param_counts["trainable"] / 1e6,
             100 * self.param_counts["trainable_share"],
         )
+
+    def rebase(self, prepare: Callable[[nn.Module], Any]) -> Any:
+        """Take the adapter off, let ``prepare`` change the plain backbone's weights (``init_merged``: an
+        earlier run's merged model becomes the base), and apply the same adapter again, so an adapter
+        whose initialisation reads the base weights (OSF's SVD split, PiSSA) reads the new ones.
+        Returns what ``prepare`` returned."""
+        config = getattr(self.model, "peft_config", None)
+        config = copy.deepcopy(config[self.model.active_adapter]) if config else None
+        plain = self.model.unload() if config is not None else self.model
+        out = prepare(plain)
+        self._wrap(plain, config)
+        return out
 
     def forward(self, **batch: torch.Tensor):
         return self.model(**batch)

@@ -7,11 +7,14 @@ import logging
 import os
 import pickle
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from localize.models.backbones import count_parameters, enable_prefix_cache_kwarg, resolve_path, same_weights
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
 
 log = logging.getLogger(__name__)
 
@@ -167,3 +170,56 @@ def load_lightning_checkpoint(module, ckpt_path: str) -> None:
     except RuntimeError as e:
         raise ValueError(f"{ckpt_path} does not fit the run's model ({str(e)[:300]}): use the checkpoint of "
                          f"this run") from e
+
+
+# --------------------------------------------------------------------------- one run's weights into another
+def rebase_on(target: pl.LightningModule, source: pl.LightningModule) -> dict[str, Any]:
+    """``source``'s model with its adapter merged becomes ``target``'s base: ``target``'s adapter comes off,
+    the merged weights are copied in (a grown head by label), and the adapter goes on again over them."""
+    if hasattr(source.model, "peft_config"):
+        source.model = source.model.merge_and_unload()  # its trained head replaces peft's wrapper too
+    return target.rebase(lambda plain: copy_weights(source, target, into=plain))
+
+
+def _label_rows(old: list[str] | None, new: list[str] | None, init_from: str) -> list[tuple[int, int]] | None:
+    if not old or not new:
+        return None
+    lost = [x for x in old if x not in new]
+    if lost:
+        raise ValueError(f"init_from={init_from} knows labels {lost} that this run's label set lacks: its head "
+                         f"cannot grow from that run. Fix: data.prior_labels=[{','.join(old)}] (the run's labels "
+                         f"first), or init_from=null")
+    return [(old.index(x), new.index(x)) for x in old]
+
+
+@torch.no_grad()
+def copy_weights(source: pl.LightningModule, target: pl.LightningModule, into: torch.nn.Module | None = None
+                 ) -> dict[str, Any]:
+    """Copy ``source``'s parameters into ``target``'s of the same name (or into ``into``, target's plain
+    backbone while its adapter is off); rows of a head whose first dimension is the label count are copied
+    by label. Returns what was copied.
+
+    Raises:
+        ValueError: a trainable parameter of ``target`` that ``source`` lacks or that no label mapping
+            fits (another adapter, task or model).
+    """
+    init_from = getattr(getattr(source, "run_info", None), "run_dir", "the run")
+    rows = _label_rows(source.label_names, target.label_names, init_from)
+    src = dict(source.model.named_parameters())
+    n_old = len(source.label_names or [])
+    copied, grown = 0, []
+    for name, p in (into if into is not None else target.model).named_parameters():
+        q = src.get(name)
+        if q is not None and q.shape == p.shape:
+            p.copy_(q.to(p.dtype))
+            copied += 1
+        elif q is not None and rows is not None and q.shape[0] == n_old and q.shape[1:] == p.shape[1:]:
+            for i, j in rows:
+                p[j].copy_(q[i].to(p.dtype))
+            grown.append(name)
+            copied += 1
+        elif p.requires_grad or into is not None:  # a merged base must cover every weight
+            found = "missing" if q is None else f"of shape {tuple(q.shape)} vs {tuple(p.shape)}"
+            raise ValueError(f"init_from={init_from}: parameter {name} is {found} there (another adapter, task or "
+                             f"model?). Fix: train with that run's model=, task= and adapter=, or init_from=null")
+    return {"tensors": copied, "grown": grown, "labels": list(target.label_names or [])}

@@ -147,6 +147,24 @@ def table(out: Path, acquisitions: list[str]) -> str:
             t = paired_test([run_predictions(str(d)) for d in dirs], ref, "f1")
             row.append(f"{t['difference']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}] ({verdict(t)})")
         lines.append(f"| {size} | " + " | ".join(row) + " |")
+    # Uncertainty acquisitions against each other (the question after "which beats random").
+    pairs = [(a, b) for i, a in enumerate(acquisitions) for b in acquisitions[i + 1:] if "random" not in (a, b)]
+    if pairs:
+        lines += ["", "Acquisitions against each other, paired on the same seeds and test sentences:", "",
+                  "| labelled sentences | " + " | ".join(f"{a} − {b}" for a, b in pairs) + " |",
+                  "|---" * (1 + len(pairs)) + "|"]
+    for size in ROUNDS[1:] if pairs else ():
+        row = []
+        for a, b in pairs:
+            da = {d.relative_to(out).parts[0]: d for d in runs(a, size) if read_record(str(d))}
+            db = {d.relative_to(out).parts[0]: d for d in runs(b, size) if read_record(str(d))}
+            both = sorted(set(da) & set(db))
+            if not both:
+                row.append("–")
+                continue
+            t = paired_test([run_predictions(str(da[s])) for s in both], [run_predictions(str(db[s])) for s in both], "f1")
+            row.append(f"{t['difference']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}] ({verdict(t)})")
+        lines.append(f"| {size} | " + " | ".join(row) + " |")
     lines += ["", "Words labelled (mean over seeds) — total token entropy favours long sentences:", "",
               "| labelled sentences | " + " | ".join(acquisitions) + " |", "|---" * (1 + len(acquisitions)) + "|"]
     for size in (*ROUNDS, FULL):
@@ -160,12 +178,18 @@ def table(out: Path, acquisitions: list[str]) -> str:
 
 
 def _words(run: Path) -> int:
-    """Words in a run's training split (labelling cost), rebuilt from its recorded overrides."""
-    from localize.runs import read_run
+    """Words in a run's training split (labelling cost): its labelled ids (the round's labelled.jsonl, the
+    seed set, or all of the pool) counted in the seed's pool, which the embedded corpus and the seed rebuild,
+    so an archived copy of the run dirs (records and id files only) gives the same count."""
     from localize.utils import build
 
-    dm = build(read_run(str(run)).cfg.data)
-    return sum(len(ex["tokens"]) for ex in dm.splits["train"])
+    seed_dir = next(p for p in (run, *run.parents) if p.name.startswith("s") and p.name[1:].isdigit())
+    pool = build(compose(COMMON + [f"seed={seed_dir.name[1:]}"], "train", out_dir=str(run)).data).splits["train"]
+    words = {str(ex["id"]): len(ex["tokens"]) for ex in pool}
+    ids_file = {f"shared-{ROUNDS[0]}": seed_dir / "seed_set.jsonl"}.get(run.name, run.parent / "labelled.jsonl")
+    if run.name == f"shared-{FULL}":
+        return sum(words.values())
+    return sum(words[json.loads(x)["id"]] for x in ids_file.read_text().splitlines())
 
 
 def main() -> None:

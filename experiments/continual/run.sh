@@ -3,7 +3,7 @@
 # PERSON/LOCATION/ORGANIZATION from one half of the training sentences, stage 2 DATE/TIME/MONEY/PERCENT/
 # ARTIFACT from the other half (names read as O there); the same 150 test sentences, each stage scored
 # on its own types. One sequence per strategy and seed, then the table with CIs (summarize.py).
-#   bash experiments/continual/run.sh                               (5 strategies x 1 seed, ≈ 45 min: README)
+#   bash experiments/continual/run.sh                               (6 strategies x 1 seed, ≈ 55 min: README)
 #   SEEDS="1 2 3" bash experiments/continual/run.sh
 #   STRATEGIES="sequential replay" bash experiments/continual/run.sh
 #   SEQUENCE=translation_locales bash experiments/continual/run.sh  (en->ja, zh, ko with Gemma-3 + LoRA)
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 SEQUENCE=${SEQUENCE:-ner_types}
 SEEDS=${SEEDS:-1}
-STRATEGIES=${STRATEGIES:-sequential replay l2sp ewc adapter_per_stage}
+STRATEGIES=${STRATEGIES:-sequential replay l2sp ewc adapter_per_stage osf}
 OUT=${OUT:-logs/experiments/continual}
 PY=.venv/bin/python
 for seed in $SEEDS; do

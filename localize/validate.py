@@ -185,6 +185,11 @@ def check_config(cfg: DictConfig) -> None:
     if tasks and task not in tasks:  # a method made for some tasks only (adapter=icl: label words, example pairs)
         raise ValueError(f"adapter={cfg.adapter.name} works for task={'|'.join(tasks)}, not task={task}. "
                          f"Fix: task={tasks[0]}, or adapter=lora for task={task}")
+    steps = OmegaConf.select(cfg, "trainer.max_steps", default=0)
+    if OmegaConf.select(cfg, "module.frozen", default=False) and steps not in (0, None):
+        # Nothing trains, so a step would backpropagate a loss without gradients (a deep autograd error).
+        raise ValueError(f"adapter={cfg.adapter.name} trains no parameter (module.frozen=true), but "
+                         f"trainer.max_steps={steps} asks for optimizer steps. Fix: trainer.max_steps=0")
     for key, knob in KNOBS.items():
         value = _value(cfg, key)
         if value is _ABSENT:

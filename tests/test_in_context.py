@@ -184,6 +184,16 @@ def test_a_task_without_a_prompt_recipe_is_refused_and_the_fix_works():
     check_config(compose_cfg(["+locale=ja", "task=ner", "adapter=lora"], "/tmp/x"))
 
 
+def test_steps_on_a_frozen_model_are_refused_and_the_fix_works():
+    from localize.validate import check_config
+
+    base = ["+locale=ja", "task=translation", "adapter=icl", "model=tiny_causal"]
+    with pytest.raises(ValueError, match=r"adapter=icl trains no parameter \(module.frozen=true\), but "
+                                         r"trainer.max_steps=2 asks for optimizer steps. Fix: trainer.max_steps=0"):
+        check_config(compose_cfg([*base, "trainer.max_steps=2"], "/tmp/x"))
+    check_config(compose_cfg([*base, "trainer.max_steps=0"], "/tmp/x"))
+
+
 @pytest.mark.parametrize("words", [LABELS, {"pos": "very good", "neg": "bad", "neu": "so so so"}])
 def test_the_shared_demonstrations_run_once_and_score_as_without_the_cache(corpus, tmp_path, words):
     """The tiny model's sliding window (32 tokens) is shorter than the demonstrations: the cached prefix

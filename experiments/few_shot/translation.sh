@@ -16,8 +16,9 @@ OUT=${OUT:-logs/experiments/few_shot_translation}
 RESULTS=${RESULTS:-experiments/few_shot/results/translation}
 PY=${PY:-.venv/bin/python}
 MODEL=(model=gemma3_270m)
-if [[ "${SMOKE:-0}" == 1 ]]; then
-  MODEL=(model=tiny_causal trainer.max_steps=2) EVAL=8 PAIRS=20 ICL_K=0,1
+LORA_BUDGET=()
+if [[ "${SMOKE:-0}" == 1 ]]; then  # the step cap only for LoRA: in-context runs train 0 steps
+  MODEL=(model=tiny_causal) LORA_BUDGET=(trainer.max_steps=2) EVAL=8 PAIRS=20 ICL_K=0,1
   OUT=${SMOKE_OUT:-/tmp/few_shot_translation_smoke} RESULTS=$OUT/results
 fi
 COMMON=(+locale=ja task=translation seed="$SEED" data.max_eval_examples="$EVAL" paths.log_dir="$OUT" "${MODEL[@]}")
@@ -25,5 +26,5 @@ for k in ${ICL_K//,/ }; do  # one tag per k: the report tells recipes of one ada
   $PY -m localize.train -m "${COMMON[@]}" adapter=icl adapter.k="$k" "tags=[few_shot,k$k]"
 done
 # shellcheck disable=SC2086
-$PY -m localize.train -m "${COMMON[@]}" adapter=lora data.max_train_examples="$PAIRS" "tags=[few_shot]"
+$PY -m localize.train -m "${COMMON[@]}" adapter=lora data.max_train_examples="$PAIRS" "${LORA_BUDGET[@]}" "tags=[few_shot]"
 $PY -m localize.report "$OUT" --out "$RESULTS" --metric test/chrf --reference icl+k0

@@ -282,6 +282,19 @@ def test_redaction_rules_match_whole_key_words_and_value_shapes():
     assert redact_text("curl -H 'Authorization: Bearer abcdefgh12345'") == "curl -H 'Authorization: *** ***'"
 
 
+def test_the_working_directory_is_not_a_secret_but_a_password_variable_is(tmp_path, monkeypatch):
+    """PWD holds "pwd" but names the shell's directory: a recorded path under it (a stage's init_from) must
+    survive, or the run can no longer be rebuilt; DB_PWD is still blanked."""
+    from localize.tracking.record import redact_overrides
+
+    here = str(tmp_path / "work")
+    monkeypatch.setenv("PWD", here)
+    monkeypatch.setenv("OLDPWD", here + "/old")
+    monkeypatch.setenv("DB_PWD", "hunter2-very-long")
+    assert redact_overrides([f"init_from={here}/logs/run", "+note=hunter2-very-long"]) == [
+        f"init_from={here}/logs/run", "+note=***"]
+
+
 def test_no_secret_in_any_file_of_a_cli_run(tmp_path):
     """``python -m localize.train`` with W&B (offline) + CSV, secrets on the command line and in the
     environment: no file of the run dir (binary files included) holds any of them, and ordinary

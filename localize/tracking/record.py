@@ -62,10 +62,15 @@ def secret_key(key: Any) -> bool:
     return words[-1] in _SECRET_LAST and (len(words) == 1 or words[-2] not in _NOT_SECRET_BEFORE_LAST)
 
 
+# The shell's working directories: "pwd" names a password in DB_PWD, but PWD is the current directory, and
+# blanking it broke every recorded path under it (a run's init_from could no longer be read back).
+_NOT_SECRET_ENV = frozenset({"PWD", "OLDPWD"})
+
+
 def _env_secrets() -> list[str]:
     """Values of this process's secret-named environment variables (WANDB_API_KEY, HF_TOKEN...)."""
-    return sorted({v for k, v in os.environ.items() if len(v) >= _ENV_MIN_LEN and secret_key(k)}, key=len,
-                  reverse=True)
+    return sorted({v for k, v in os.environ.items()
+                   if len(v) >= _ENV_MIN_LEN and k not in _NOT_SECRET_ENV and secret_key(k)}, key=len, reverse=True)
 
 
 def redact_text(text: str) -> str:

@@ -17,10 +17,14 @@ SEEDS=${SEEDS:-1}
 STRATEGIES=${STRATEGIES:-sequential replay l2sp ewc adapter_per_stage osf}
 OUT=${OUT:-logs/experiments/continual}
 PY=.venv/bin/python
+finished() {  # the sequence's own status (its stages carry a "status" too, so a grep would match a stage's)
+  $PY -c 'import json, sys; sys.exit(json.load(open(sys.argv[1])).get("status") != "finished")' "$1/continual.json" \
+    2>/dev/null
+}
 for seed in $SEEDS; do
   for s in $STRATEGIES; do
     dir="$OUT/$SEQUENCE/$s-s$seed"
-    if grep -qs '"status": "finished"' "$dir/continual.json"; then echo "done: $dir"; continue; fi
+    if finished "$dir"; then echo "done: $dir"; continue; fi
     extra=()
     # One LoRA per stage learns from 150 sentences: the sequence's 25 epochs (≈250 steps) may leave it all-O on
     # this corpus (experiments/full_vs_peft_cv: LoRA needs more steps), so it gets 40.
@@ -32,7 +36,7 @@ for seed in $SEEDS; do
   for v in ${VARIANTS:-}; do  # name=strategy:override,override
     name=${v%%=*}; rest=${v#*=}; s=${rest%%:*}; IFS=, read -r -a opts <<< "${rest#*:}"
     dir="$OUT/$SEQUENCE/$name-s$seed"
-    if grep -qs '"status": "finished"' "$dir/continual.json"; then echo "done: $dir"; continue; fi
+    if finished "$dir"; then echo "done: $dir"; continue; fi
     $PY -m localize.continual sequence="$SEQUENCE" strategy="$s" strategy.name="$name" "${opts[@]}" seed="$seed" \
       hydra.run.dir="$dir"
   done

@@ -16,7 +16,10 @@ OUT=${OUT:-logs/experiments/few_shot_translation}
 RESULTS=${RESULTS:-experiments/few_shot/results/translation}
 PY=${PY:-.venv/bin/python}
 MODEL=(model=gemma3_270m)
-LORA_BUDGET=()
+# LoRA's step budget, the same at every size: the default's 1 epoch of 1,000 pairs at batch 16 is 63 optimizer
+# steps, so 100 pairs get 63 steps too (10 epochs) instead of 7 (issue 19's fixed budget).
+LORA_STEPS=${LORA_STEPS:-63}
+LORA_BUDGET=(trainer.max_steps="$LORA_STEPS" trainer.max_epochs=1000)
 if [[ "${SMOKE:-0}" == 1 ]]; then  # the step cap only for LoRA: in-context runs train 0 steps
   MODEL=(model=tiny_causal) LORA_BUDGET=(trainer.max_steps=2) EVAL=8 PAIRS=20 ICL_K=0,1
   OUT=${SMOKE_OUT:-/tmp/few_shot_translation_smoke} RESULTS=$OUT/results

@@ -74,3 +74,22 @@ def test_a_missing_base_run_names_the_fix_and_the_fix_works(osf_sequence, tmp_pa
     finally:
         shutil.move(str(away), str(first))
     assert load_run(str(second)).label_names[:7] == load_run(str(first)).label_names
+
+
+def test_another_adapter_on_a_run_is_refused_and_init_merged_fixes_it(osf_sequence, tmp_path):
+    """init_from a run of another adapter names init_merged=true as a fix; with it the new LoRA run trains
+    on the run's merged weights and reloads on them."""
+    from localize.train import train
+
+    out, state = osf_sequence
+    first = str(out / "stages" / "0-names")
+    keep = [o for o in state["stages"][1]["overrides"]
+            if not o.startswith(("adapter", "init_merged", "++logger", "tags", "ckpt_path"))]
+    lora = [*keep, "adapter=lora", "logger=none"]
+    with pytest.raises(ValueError, match=r"was trained with adapter=osf, this run uses adapter=lora.*"
+                                         r"Fix: adapter=osf, init_merged=true"):
+        train(compose(lora, "train", out_dir=str(tmp_path / "refused")))
+    train(compose([*lora, "init_merged=true"], "train", out_dir=str(tmp_path / "fixed")))
+    # A tiny model after 2 batches may predict one label (degenerate): the weights are what is checked here.
+    reloaded = load_run(str(tmp_path / "fixed"), allow_degenerate=True).model.get_base_model().get_submodule(QUERY)
+    assert torch.equal(reloaded.base_layer.weight, _merged_weight(first))

@@ -367,7 +367,7 @@ def drive(args) -> None:
                 if system == "textbook" and (adapter != "full" or rep > 0):
                     continue  # one textbook run shows the alignment problem; its speed is the Trainer's
                 print(f"[bench] repeat {rep + 1}/{args.repeats}: {system} {adapter}", flush=True)
-                rows.append(r := {**job(system, adapter, epochs, f"r{rep}"), "adapter_key": adapter})
+                rows.append(r := job(system, adapter, epochs, f"r{rep}"))
                 print(f"[bench]   {r['precision']}: {r['tokens_per_s']:.0f} tok/s, {r['s_per_epoch']:.1f} s/epoch, "
                       f"F1 {r['test_f1']:.3f}, peak {r['peak_rss_mb']:.0f} MB", flush=True)
     # Timed again at the end, the higher kept: a start that a just-finished process still loads would make
@@ -375,7 +375,7 @@ def drive(args) -> None:
     start, end = peaks, matmul_peaks(args.matmul_n)
     peaks = {k: max(start[k], end[k]) for k in start}
     print("[bench] matmul peak GFLOP/s at the end: " + ", ".join(f"{k} {v:.0f}" for k, v in end.items()), flush=True)
-    rows = [{**r, **roofline(flops[r.pop("adapter_key")], r["tokens_per_s"], peaks)} for r in rows]
+    rows = [{**r, **roofline(flops[r["adapter"]], r["tokens_per_s"], peaks)} for r in rows]
     table = summarise(rows, flops, peaks)
     pads = sorted({round(r["padding_fraction"], 3) for r in rows if "padding_fraction" in r})
     meta = {"argv": sys.argv[1:], "date": stamp, "epochs": args.epochs, "seed": args.seed, "repeats": args.repeats,

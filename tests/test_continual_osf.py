@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from localize.config import compose
-from localize.models.weights import rebase_on
+from localize.models.weights import merge_adapter, rebase_on
 from localize.continual.sequence import Sequence
 from localize.runs import load_run
 from localize.utils import build
@@ -19,8 +19,7 @@ QUERY = "bert.encoder.layer.0.attention.self.query"
 
 
 def _merged_weight(run_dir: str) -> torch.Tensor:
-    module = load_run(run_dir)
-    return module.model.merge_and_unload().get_submodule(QUERY).weight.detach().clone()
+    return merge_adapter(load_run(run_dir)).get_submodule(QUERY).weight.detach().clone()
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ trained again, so an interrupted simulation continues where it stopped.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -89,7 +90,7 @@ def simulate(out: Path, seed: int, acquisitions: list[str], steps: int, extra: l
 def table(out: Path, acquisitions: list[str]) -> str:
     """Markdown: mean test F1 over seeds per (acquisition, labelled sentences) with the two-level
     bootstrap 95% CI, labelled words/entities, and the paired test against random at the same size."""
-    from localize.tracking.intervals import metric_intervals, paired_test, run_predictions, verdict
+    from localize.tracking.intervals import metric_intervals, paired_test, run_predictions
 
     seeds = sorted(int(p.name[1:]) for p in out.glob("s*") if p.is_dir())
 
@@ -127,9 +128,7 @@ def table(out: Path, acquisitions: list[str]) -> str:
             if size in (ROUNDS[0], FULL) or acq not in preds or "random" not in preds:
                 tests.append("shared" if size in (ROUNDS[0], FULL) else "–")
                 continue
-            t = paired_test(preds[acq], preds["random"], "f1")
-            tests.append(f"{t['difference']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}] "
-                         f"({verdict(t)})")
+            tests.append(_cell(paired_test(preds[acq], preds["random"], "f1")))
         lines.append(f"| {size} | " + " | ".join(cells) + " | " + " | ".join(tests) + " |")
     # The acceptance's question: does a smaller selected set reach the full pool's F1?
     full = {d.relative_to(out).parts[0]: run_predictions(str(d)) for d in runs("random", FULL) if read_record(str(d))}
@@ -144,8 +143,7 @@ def table(out: Path, acquisitions: list[str]) -> str:
             if not dirs:
                 row.append("–")
                 continue
-            t = paired_test([run_predictions(str(d)) for d in dirs], ref, "f1")
-            row.append(f"{t['difference']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}] ({verdict(t)})")
+            row.append(_cell(paired_test([run_predictions(str(d)) for d in dirs], ref, "f1")))
         lines.append(f"| {size} | " + " | ".join(row) + " |")
     # Uncertainty acquisitions against each other (the question after "which beats random").
     pairs = [(a, b) for i, a in enumerate(acquisitions) for b in acquisitions[i + 1:] if "random" not in (a, b)]
@@ -162,8 +160,8 @@ def table(out: Path, acquisitions: list[str]) -> str:
             if not both:
                 row.append("–")
                 continue
-            t = paired_test([run_predictions(str(da[s])) for s in both], [run_predictions(str(db[s])) for s in both], "f1")
-            row.append(f"{t['difference']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}] ({verdict(t)})")
+            row.append(_cell(paired_test([run_predictions(str(da[s])) for s in both],
+                                         [run_predictions(str(db[s])) for s in both], "f1")))
         lines.append(f"| {size} | " + " | ".join(row) + " |")
     lines += ["", "Words labelled (mean over seeds) — total token entropy favours long sentences:", "",
               "| labelled sentences | " + " | ".join(acquisitions) + " |", "|---" * (1 + len(acquisitions)) + "|"]
@@ -177,15 +175,28 @@ def table(out: Path, acquisitions: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _cell(test: dict) -> str:
+    """A paired test as a table cell: difference [95% CI] (verdict with p)."""
+    from localize.tracking.intervals import verdict
+
+    return f"{test['difference']:+.3f} [{test['low']:+.3f}, {test['high']:+.3f}] ({verdict(test)})"
+
+
+@functools.lru_cache(maxsize=None)
+def _pool_words(seed: str) -> dict[str, int]:
+    """Words per sentence id of the seed's 400-sentence pool (the embedded corpus and the seed rebuild it)."""
+    from localize.utils import build
+
+    pool = build(compose(COMMON + [f"seed={seed}"], "train").data).splits["train"]
+    return {str(ex["id"]): len(ex["tokens"]) for ex in pool}
+
+
 def _words(run: Path) -> int:
     """Words in a run's training split (labelling cost): its labelled ids (the round's labelled.jsonl, the
     seed set, or all of the pool) counted in the seed's pool, which the embedded corpus and the seed rebuild,
     so an archived copy of the run dirs (records and id files only) gives the same count."""
-    from localize.utils import build
-
     seed_dir = next(p for p in (run, *run.parents) if p.name.startswith("s") and p.name[1:].isdigit())
-    pool = build(compose(COMMON + [f"seed={seed_dir.name[1:]}"], "train", out_dir=str(run)).data).splits["train"]
-    words = {str(ex["id"]): len(ex["tokens"]) for ex in pool}
+    words = _pool_words(seed_dir.name[1:])
     ids_file = {f"shared-{ROUNDS[0]}": seed_dir / "seed_set.jsonl"}.get(run.name, run.parent / "labelled.jsonl")
     if run.name == f"shared-{FULL}":
         return sum(words.values())

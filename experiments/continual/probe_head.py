@@ -19,13 +19,6 @@ sys.path.insert(0, str(ROOT))
 HEAD = ("classifier.", "crf.", "score.")  # the task head's parameter names (token classification)
 
 
-def _plain(module):
-    """The module's model with any adapter merged in (a plain Transformers model)."""
-    if hasattr(module.model, "peft_config"):
-        module.model = module.model.merge_and_unload()
-    return module.model
-
-
 def _f1(module) -> dict:
     import pytorch_lightning as pl
 
@@ -42,13 +35,14 @@ def _f1(module) -> dict:
 def probe(seq_dir: Path) -> dict:
     import torch
 
+    from localize.models.weights import merge_adapter
     from localize.runs import load_run
 
     stages = sorted((seq_dir / "stages").iterdir())
     first, last = load_run(str(stages[0])), load_run(str(stages[-1]))
     own = _f1(first)
-    body = {n: p for n, p in _plain(last).named_parameters() if not n.startswith(HEAD)}
-    target = _plain(first)
+    body = {n: p for n, p in merge_adapter(last).named_parameters() if not n.startswith(HEAD)}
+    target = merge_adapter(first)
     with torch.no_grad():
         for n, p in target.named_parameters():
             if not n.startswith(HEAD):

@@ -236,8 +236,9 @@ class Sequence:
         from localize.continual.forgetting import forgetting_tests
 
         stages = self.state["stages"]
-        # A stage on a merged earlier one (init_merged) is rebuilt from the whole chain, so all of it is kept.
-        chain = any("init_merged=true" in (s.get("overrides") or []) for s in stages)
+        # A stage on a merged earlier one (init_merged, read from its resolved config, however it was spelled)
+        # is rebuilt from the whole chain, so all of it is kept.
+        chain = any(((read_record(s["run_dir"]) or {}).get("config") or {}).get("init_merged") for s in stages)
         kept = stages if self.strategy.serve == "own" or chain else stages[-1:]
         self.state["forgetting_tests"] = forgetting_tests(self) if self.strategy.serve == "last" else [
             {"stage": self.names[j], "note": "served by its own adapter: nothing it learned changes"}

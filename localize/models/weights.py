@@ -173,11 +173,18 @@ def load_lightning_checkpoint(module, ckpt_path: str) -> None:
 
 
 # --------------------------------------------------------------------------- one run's weights into another
+def merge_adapter(module: pl.LightningModule) -> torch.nn.Module:
+    """Merge ``module``'s peft adapter into its weights in place (its trained head replaces peft's wrapper
+    too); returns the plain Transformers model. A module without an adapter is returned as it is."""
+    if hasattr(module.model, "peft_config"):
+        module.model = module.model.merge_and_unload()
+    return module.model
+
+
 def rebase_on(target: pl.LightningModule, source: pl.LightningModule) -> dict[str, Any]:
     """``source``'s model with its adapter merged becomes ``target``'s base: ``target``'s adapter comes off,
     the merged weights are copied in (a grown head by label), and the adapter goes on again over them."""
-    if hasattr(source.model, "peft_config"):
-        source.model = source.model.merge_and_unload()  # its trained head replaces peft's wrapper too
+    merge_adapter(source)
     return target.rebase(lambda plain: copy_weights(source, target, into=plain))
 
 

@@ -143,13 +143,43 @@ def test_adapter_per_stage_cannot_forget(seq_root):
     assert "init_from" not in " ".join(state["stages"][1]["overrides"])
 
 
-def test_replay_mixes_the_configured_count_of_earlier_examples(seq_root):
-    state = Sequence(_cfg(seq_root / "replay", "replay", extra=["strategy.replay_size=20"])).run()
+@pytest.fixture(scope="module")
+def replay(seq_root):
+    return Sequence(_cfg(seq_root / "replay", "replay", extra=["strategy.replay_size=20"])).run()
+
+
+def test_replay_mixes_the_configured_count_of_earlier_examples(seq_root, replay):
+    state = replay
     assert state["stages"][0]["replayed"] == 0 and state["stages"][1]["replayed"] == 20
     assert state["stages"][1]["train_n"] == state["stages"][0]["train_n"] + 20
     replayed = [json.loads(x) for x in (seq_root / "replay" / "replay" / "0-names.jsonl").read_text().splitlines()]
     assert len(replayed) == state["stages"][0]["train_n"]  # stage 0's own examples, names only
     assert {t[2:] for ex in replayed for t in ex["tags"] if t != "O"} <= {"PERSON", "LOCATION", "ORGANIZATION"}
+
+
+def test_a_strategy_shares_the_first_stage_of_another_and_gets_the_same_matrix(seq_root, sequential, replay,
+                                                                              monkeypatch):
+    import localize.train
+
+    out_seq, _ = sequential
+    trained, real = [], localize.train.train
+    monkeypatch.setattr(localize.train, "train", lambda cfg: trained.append(cfg.paths.output_dir) or real(cfg))
+    out = seq_root / "replay-shared"
+    state = Sequence(_cfg(out, "replay", extra=["strategy.replay_size=20", f"share_from={out_seq}"])).run()
+    assert [str(p) for p in trained] == [str(out / "stages" / "1-numbers")]  # stage 0 was not trained again
+    assert {"stages/0-names", "evals/after-0-on-0", "evals/zero-shot-on-0", "evals/zero-shot-on-1"} <= set(state["shared"])
+    assert (out / "stages" / "0-names" / "run.json").read_bytes() == \
+        (out_seq / "stages" / "0-names" / "run.json").read_bytes()
+    values = lambda st: [[c and c["value"] for c in row] for row in st["matrix"]]  # noqa: E731
+    assert values(state) == values(replay)  # the same sequence as the replay run that trained its own stage 0
+    assert state["stages"][1]["replayed"] == 20
+    with pytest.raises(ValueError, match=r"holds no continual.json: point it at a finished sequence dir"):
+        Sequence(_cfg(seq_root / "x", "replay", extra=[f"share_from={seq_root / 'nowhere'}"])).run()
+    other = _cfg(seq_root / "y", "replay", extra=[f"share_from={out_seq}"])
+    with open_dict(other):
+        other.sequence.train = ["trainer.max_epochs=1"]
+    with pytest.raises(ValueError, match=r"ran another version of sequence"):
+        Sequence(other).run()
 
 
 def test_l2sp_adds_the_pull_to_the_gradient():

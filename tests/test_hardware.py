@@ -80,3 +80,21 @@ def test_threads_sets_this_processs_compute_threads_and_is_recorded(tmp_path, mo
         torch.set_num_threads(before)
     assert record["machine"]["torch_threads"] == 1 and record["machine"]["omp_num_threads"] == "1"
     assert record["status"] in ("finished", "degenerate")
+
+
+def test_compile_traces_the_model_and_trains_as_eager_does(tmp_path):
+    """module.compile: dynamo traces the model (backend eager here, so the unit suite builds no C++), the run
+    trains to the eager run's losses, and the saved model keeps the eager parameter names (it reloads)."""
+    from torch._dynamo.utils import counters
+
+    from localize.runs import load_run
+    from localize.train import train
+
+    over = FAST + NER + ["++trainer.limit_train_batches=3", "trainer.max_epochs=1"]
+    eager = train(compose_cfg(over, tmp_path / "eager"))
+    counters.clear()
+    compiled = train(compose_cfg(over + ["module.compile={backend: eager}"], tmp_path / "compiled"))
+    assert counters["stats"]["unique_graphs"] > 0
+    for key in ("train/loss", "test/loss"):
+        assert compiled["metrics"][key] == pytest.approx(eager["metrics"][key], rel=1e-4)
+    assert load_run(str(tmp_path / "compiled")).hparams.compile == {"backend": "eager"}

@@ -11,7 +11,8 @@ Layout of a sequence dir (``logs/continual/<name>/<time>``)::
     replay/<i>-<name>.jsonl      stage i's own training examples (strategies that replay them)
 
 Resume (``resume=<sequence dir>``) skips what has a record and continues an interrupted stage from its
-``checkpoints/last.ckpt``.
+``checkpoints/last.ckpt``. ``share_from=<sequence dir>`` copies what another strategy's sequence of the same
+plan and seed computed the same way (the zero-shot scores, the first stage: ``localize.continual.share``).
 """
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ class Sequence:
                     self.state["sequence"], self.state["strategy"], self.names):
                 raise ValueError(f"{self.out} holds sequence {old.get('sequence')} / strategy {old.get('strategy')}; "
                                  f"resume it with the same sequence= and strategy=, or start a new one (resume=null)")
-            self.state.update({k: old[k] for k in ("stages", "matrix", "zero_shot") if k in old})
+            self.state.update({k: old[k] for k in ("stages", "matrix", "zero_shot", "shared") if k in old})
 
     # ---- paths and overrides --------------------------------------------------------------
     def stage_dir(self, i: int) -> str:
@@ -152,6 +153,10 @@ class Sequence:
         os.makedirs(self.out, exist_ok=True)
         start = time.perf_counter()
         T = len(self.stages)
+        if self.cfg.get("share_from"):
+            from localize.continual.share import share
+
+            self.state["shared"] = self.state.get("shared", {}) | share(self, str(self.cfg.share_from))
         for j in range(T):
             if self.state["zero_shot"][j] is None:
                 rec = self._evaluate(os.path.join(self.out, "evals", f"zero-shot-on-{j}"), self.eval_overrides(j, None))

@@ -50,6 +50,8 @@ class LocalizeLitModule(pl.LightningModule):
             reach the backbone or adapter.
         frozen: no parameter trains (in-context prompting, ``adapter=icl``): the model is scored as it is
             and ``configure_optimizers`` returns no optimizer.
+        compile: ``torch.compile`` the model when fitting starts (opt-in): true (inductor, dynamic shapes:
+            length-grouped batches vary in length) or a dict of ``torch.compile`` keyword arguments.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class LocalizeLitModule(pl.LightningModule):
         gradient_checkpointing: bool = False,
         head_warmup_ratio: float = 0.0,
         frozen: bool = False,
+        compile: bool | dict[str, Any] = False,
     ) -> None:
         super().__init__()
         # Plain lists: checkpoints load with torch's weights_only=True, which refuses OmegaConf types.
@@ -119,6 +122,13 @@ class LocalizeLitModule(pl.LightningModule):
 
     def forward(self, **batch: torch.Tensor):
         return self.model(**batch)
+
+    def on_fit_start(self) -> None:
+        # In place (nn.Module.compile): the parameter names, hence checkpoints and saved models, stay the eager
+        # model's. At fit start, not at build: a run loaded for evaluation or serving is not compiled.
+        if self.hparams.compile:
+            self.model.compile(**(dict(self.hparams.compile) if isinstance(self.hparams.compile, dict)
+                                  else {"dynamic": True}))
 
     def configure_optimizers(self):
         if self.param_counts["trainable"] == 0:

@@ -132,6 +132,10 @@ def test_train_records_zeroshot_and_test_scores(mt_cfg, tmp_path):
     assert on_disk["results"]["translation_scores"]["test"]["bleu_tokenize"] in ("ja-mecab", "char")
     assert (tmp_path / "run" / "model" / "adapter_config.json").exists()
     assert rec["metrics"]["test/chrf"] == metrics["test/chrf"]
+    speed, max_new = on_disk["results"]["generation_speed"], on_disk["results"]["generation"]["max_new_tokens"]
+    assert speed["sequences"] >= 12  # zero-shot and test passes over the 6 test strings, plus the dev passes
+    assert 0 < speed["new_tokens"] <= speed["positions"] <= speed["sequences"] * max_new
+    assert speed["new_tokens_per_s"] == pytest.approx(speed["new_tokens"] / speed["seconds"])
 
 
 def test_zeroshot_generation_ignores_the_adapter(mt_cfg):

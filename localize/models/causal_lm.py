@@ -94,6 +94,9 @@ class TranslationLitModule(LocalizeLitModule):
         self._records: dict[str, list[dict]] = {"val": [], "test": []}
         self.samples: dict[str, list[dict]] = {}
         self.scores: dict[str, dict[str, Any]] = {}
+        # Every generate() call of the run: new tokens up to each sequence's end, and the padded positions
+        # the batch computed (a batch runs until its longest sequence ends).
+        self.generation_speed = {"seconds": 0.0, "new_tokens": 0, "positions": 0, "sequences": 0}
         self.val_chrf_best = MaxMetric()
 
     def _check_generation_sees_adapter(self) -> None:
@@ -221,10 +224,16 @@ class TranslationLitModule(LocalizeLitModule):
         if base and hasattr(model, "disable_adapter"):
             # LoRA/AdaLoRA layers switched off; prompt-learning prefixes bypassed via the base model.
             ctx, model = model.disable_adapter(), model.get_base_model()
+        start = time.perf_counter()
         with ctx:
             out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, **self.generation)
         # A decoder-only model returns prompt + continuation; an encoder-decoder the output alone.
         new = out if self.encoder_decoder else out[:, prompt_ids.shape[1]:]
+        speed, pad = self.generation_speed, self.tokenizer.pad_token_id
+        speed["seconds"] += time.perf_counter() - start
+        speed["new_tokens"] += int((new != pad).sum()) if pad is not None else new.numel()
+        speed["positions"] += new.numel()
+        speed["sequences"] += new.shape[0]
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         return [t.strip().split("\n", 1)[0].strip() for t in texts]
 
@@ -262,7 +271,10 @@ class TranslationLitModule(LocalizeLitModule):
         scores = {stage: {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in s.items()}
                   for stage, s in self.scores.items()}
         # The prompt template is recorded with the data (``data.prompt``): the datamodule owns it.
-        return {"translation_scores": scores, "samples": self.samples, "generation": {k: v for k, v in self.generation.items() if k != "eos_token_id"}}
+        speed = dict(self.generation_speed)
+        speed["new_tokens_per_s"] = speed["new_tokens"] / speed["seconds"] if speed["seconds"] else None
+        return {"translation_scores": scores, "samples": self.samples, "generation_speed": speed,
+                "generation": {k: v for k, v in self.generation.items() if k != "eos_token_id"}}
 
 
 class ZeroShotEvalCallback(pl.Callback):

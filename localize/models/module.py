@@ -16,6 +16,7 @@ from torch import nn
 
 from localize.models.adapt import apply_adapter
 from localize.models.backbones import count_parameters
+from localize.models.optim import clip_grad_norm_with_sparse, with_sparse_rows
 from localize.tracking.intervals import TestPredictions
 from localize.tracking.status import count_labels
 
@@ -52,6 +53,8 @@ class LocalizeLitModule(pl.LightningModule):
             and ``configure_optimizers`` returns no optimizer.
         compile: ``torch.compile`` the model when fitting starts (opt-in): true (inductor, dynamic shapes:
             length-grouped batches vary in length) or a dict of ``torch.compile`` keyword arguments.
+        sparse_embeddings: full FT with trainable word embeddings: sparse embedding gradients, updated row by
+            row by ``torch.optim.SparseAdam`` (opt-in; it changes the update: ``localize.models.optim``).
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class LocalizeLitModule(pl.LightningModule):
         head_warmup_ratio: float = 0.0,
         frozen: bool = False,
         compile: bool | dict[str, Any] = False,
+        sparse_embeddings: bool = False,
     ) -> None:
         super().__init__()
         # Plain lists: checkpoints load with torch's weights_only=True, which refuses OmegaConf types.
@@ -97,6 +101,12 @@ class LocalizeLitModule(pl.LightningModule):
         self.model.train()
         if hp.frozen:
             self.model.requires_grad_(False)
+        if hp.sparse_embeddings:
+            emb = self.model.get_input_embeddings()
+            if not emb.weight.requires_grad:
+                raise ValueError("module.sparse_embeddings=true needs trainable word embeddings (adapter=full); this "
+                                 "run's are frozen or under an adapter. Fix: module.sparse_embeddings=false")
+            emb.sparse = True
         self.param_counts = count_parameters(self.model)
         # Checkpoints of partly frozen models keep only the trainable state (+ the base reference),
         # so loading them must tolerate the frozen weights being absent.
@@ -138,7 +148,15 @@ class LocalizeLitModule(pl.LightningModule):
             raise ValueError("no learning rate: this module was built without lr=... (set adapter.lr)")
         wd = self.optimizer_factory.keywords.get("weight_decay", 0.0)
         params = param_groups(self.model, lr, self.hparams.head_lr, wd)
-        optimizer = self.optimizer_factory(params=params, lr=lr)
+        if self.hparams.sparse_embeddings:
+            emb = self.model.get_input_embeddings().weight
+            for g in params:
+                g["params"] = [p for p in g["params"] if p is not emb]
+            params = [g for g in params if g["params"]] + [{"params": [emb], "name": "embeddings_sparse", "lr": lr,
+                                                            "sparse": True}]
+            optimizer = with_sparse_rows(self.optimizer_factory, params, lr)
+        else:
+            optimizer = self.optimizer_factory(params=params, lr=lr)
         ratio = self.hparams.head_warmup_ratio
         self._head_only_steps = int(ratio * self.trainer.estimated_stepping_batches) if ratio else 0
         if self._head_only_steps and not any(g["name"].startswith("head") for g in params):
@@ -151,6 +169,15 @@ class LocalizeLitModule(pl.LightningModule):
             optimizer, num_warmup_steps=int(self.hparams.warmup_ratio * total), num_training_steps=total
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        if not (self.hparams.sparse_embeddings and gradient_clip_val):
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        if gradient_clip_algorithm not in (None, "norm"):
+            raise ValueError(f"trainer.gradient_clip_algorithm={gradient_clip_algorithm} with module.sparse_embeddings"
+                             "=true: only the norm is clipped over sparse gradients. Fix: trainer.gradient_clip_algorithm=norm")
+        clip_grad_norm_with_sparse([p for g in optimizer.param_groups for p in g["params"]], float(gradient_clip_val))
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # Head warm-up: the body's gradients are dropped (None, not zero), so AdamW leaves the body, its

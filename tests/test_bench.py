@@ -73,3 +73,18 @@ def test_anchors_run_end_to_end_at_their_precision_on_a_tiny_model(tmp_path):
     assert {"speed_vs_trainer_best", "speed_vs_raw_bf16"} <= set(table["localize_bf16"])
     text = results.read_text()
     assert text.startswith("# kept intro") and "old table" not in text and "| lora | localize_bf16 | bf16-mixed |" in text
+
+
+def test_opt_ins_table_gives_each_row_its_ratio_to_its_reference():
+    spec = importlib.util.spec_from_file_location("opt_ins", ROOT / "benchmarks" / "opt_ins.py")
+    opt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(opt)
+    row = lambda name, tps, world=1: {"name": name, "overrides": opt.ROWS[name][0], "precision": "32-true",  # noqa: E731
+                                      "world_size": world, "threads": 2 // world, "epoch_s": [30.0, 12.5],
+                                      "tokens_per_s": tps, "wall_s": 60.0}
+    text = opt.table([row("frozen_emb", 1000), row("compile", 1250), row("ddp_2_ranks", 800, 2),
+                      {"name": "full", "failed": True, "wall_s": 5.0}, row("full_sparse_embeddings", 900)])
+    lines = {ln.split(" | ")[0].lstrip("| "): ln for ln in text.splitlines()[2:]}
+    assert "| 1.25× frozen_emb |" in lines["compile"] and "| 0.80× frozen_emb |" in lines["ddp_2_ranks"]
+    assert "| 2 × 1 |" in lines["ddp_2_ranks"] and "30.0 / 12.5" in lines["compile"]
+    assert "| failed |" in lines["full"] and "×" not in lines["full_sparse_embeddings"].split(" | ")[6]  # no ratio to a failed row

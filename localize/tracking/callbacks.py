@@ -126,13 +126,16 @@ class RunStatsCallback(pl.Callback):
             "epochs": len(self._epoch_times),
             "optimizer_steps": trainer.global_step,  # the budget that step-budget comparisons hold equal
             "s_per_epoch": train_time / max(len(self._epoch_times), 1),
+            # Each epoch's wall time with its dev pass: a compiled model's first epoch carries its compilation.
+            "epoch_s": [round(t, 3) for t in self._epoch_times],
             "train_tokens": self._tokens,
             "train_tokens_per_s": self._tokens / max(train_time, 1e-9),
             "prior_wall_s": self._prior_wall,  # resumed: wall time of the earlier parts (in perf.wall_s)
             **peak_memory_mb(),
         }
         for logger in trainer.loggers:
-            logger.log_metrics({f"perf/{k}": v for k, v in self.stats.items()}, step=trainer.global_step)
+            logger.log_metrics({f"perf/{k}": v for k, v in self.stats.items() if not isinstance(v, list)},
+                               step=trainer.global_step)
 
 
 class RunHealthCallback(pl.Callback):

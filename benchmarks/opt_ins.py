@@ -1,0 +1,99 @@
+"""Speed of the training opt-ins and of DDP on CPU, side by side in one run (issue 20 items 2, 3 and 6).
+
+    python benchmarks/opt_ins.py                       # every row, 2 epochs each, then the table
+    python benchmarks/opt_ins.py --rows frozen_emb,compile --epochs 3
+
+Each row is the default Japanese NER recipe (``python -m localize.train +locale=ja task=ner``) with one change,
+run as its own process, one after another (the CPU must be otherwise quiet: two jobs on 2 cores slow each
+other far more than 2x), seed 1, ``test=false``: speed only. The F1 of an opt-in that changes the update is a
+full run's (benchmarks/RESULTS.md). The table gives each epoch's wall time (a compiled model's first epoch
+carries its compilation), non-pad training tokens/s over all ranks, and the ratio to the row's reference.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASE = ["+locale=ja", "task=ner", "test=false", "logger=none", "seed=1"]
+# name: (overrides, the row it is compared with)
+ROWS = {
+    "frozen_emb": ([], None),
+    "compile": (["module.compile=true"], "frozen_emb"),
+    "ddp_2_ranks": (["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"], "frozen_emb"),
+    "full": (["adapter=full"], None),
+    "full_fused_adamw": (["adapter=full", "+module.optimizer.fused=true"], "full"),
+    "full_sparse_embeddings": (["adapter=full", "module.sparse_embeddings=true"], "full"),
+}
+
+
+def run(name: str, overrides: list[str], epochs: int, out: str) -> dict:
+    run_dir = os.path.join(out, name)
+    cmd = [sys.executable, "-m", "localize.train", *BASE, f"trainer.max_epochs={epochs}", *overrides,
+           f"hydra.run.dir={run_dir}"]
+    start = time.perf_counter()
+    with open(run_dir + ".log", "w") as log:
+        rc = subprocess.call(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - start
+    path = os.path.join(run_dir, "run.json")
+    if rc != 0 or not os.path.isfile(path):
+        print(f"[opt_ins] {name} failed (rc {rc}): see {run_dir}.log", file=sys.stderr)
+        return {"name": name, "failed": True, "wall_s": wall}
+    rec = json.load(open(path))
+    perf, machine = rec.get("perf") or {}, rec.get("machine") or {}
+    world = int(machine.get("world_size") or 1)
+    # Each rank counts the tokens of its own shard; rank 0's count times the ranks is the job's.
+    return {"name": name, "overrides": overrides, "wall_s": wall, "world_size": world,
+            "threads": machine.get("torch_threads"), "precision": machine.get("precision"),
+            "epoch_s": perf.get("epoch_s"), "tokens_per_s": (perf.get("train_tokens_per_s") or 0.0) * world}
+
+
+def table(rows: list[dict]) -> str:
+    by = {r["name"]: r for r in rows}
+    out = ["| row | overrides | precision | ranks × threads | epoch wall s | train tokens/s (non-pad, all ranks) "
+           "| vs | process wall s |", "|---|---|---|---|---|---:|---|---:|"]
+    for r in rows:
+        if r.get("failed"):
+            out.append(f"| {r['name']} | failed | | | | | | {r['wall_s']:.0f} |")
+            continue
+        ref = by.get(ROWS[r["name"]][1] or "")
+        vs = (f"{r['tokens_per_s'] / ref['tokens_per_s']:.2f}× {ref['name']}"
+              if ref and not ref.get("failed") and ref["tokens_per_s"] else "")
+        epochs_s = " / ".join(f"{t:.1f}" for t in r["epoch_s"] or [])
+        out.append(f"| {r['name']} | `{' '.join(r['overrides']) or '(default)'}` | {r['precision']} | "
+                   f"{r['world_size']} × {r['threads']} | {epochs_s} | {r['tokens_per_s']:.0f} | {vs} | {r['wall_s']:.0f} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of {list(ROWS)}")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--out", default=None, help="run dirs (default logs/benchmarks/opt_ins/<time>)")
+    args = ap.parse_args()
+    names = [n for n in args.rows.split(",") if n]
+    unknown = [n for n in names if n not in ROWS]
+    if unknown:
+        sys.exit(f"--rows: unknown {unknown}; choose from {','.join(ROWS)}")
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    out = args.out or os.path.join(ROOT, "logs", "benchmarks", "opt_ins", stamp)
+    os.makedirs(out, exist_ok=True)
+    rows = [run(n, ROWS[n][0], args.epochs, out) for n in names]
+    text = (f"# Opt-ins and DDP on CPU ({stamp})\n\n`python benchmarks/opt_ins.py --rows {','.join(names)} "
+            f"--epochs {args.epochs}`: the default NER recipe, {args.epochs} epochs per row, seed 1, one row at a "
+            f"time.\n\n{table(rows)}\n")
+    os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
+    path = os.path.join(ROOT, "benchmarks", "results", f"opt_ins-{stamp[:10]}.md")
+    with open(path, "w") as f:
+        f.write(text)
+    json.dump(rows, open(os.path.join(out, "rows.json"), "w"), indent=2)
+    print(text + f"\n[opt_ins] {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -278,13 +278,32 @@ def test_a_locale_sequence_of_translation_stages(seq_root):
     with open_dict(cfg):
         cfg.sequence.common = ["task=translation", "model=tiny_causal", *[o for o in FAST if not o.startswith("model=")],
                                "data.max_eval_examples=6", "module.generation.max_new_tokens=6"]
-        cfg.sequence.train = ["data.max_train_examples=16"]
+        # The sequence's own training overrides (LoRA, no per-stage zero-shot or test pass), on 16 pairs.
+        cfg.sequence.train = [o if not o.startswith("data.max_train_examples=") else "data.max_train_examples=16"
+                              for o in cfg.sequence.train]
         cfg.sequence.stages = cfg.sequence.stages[:2]
     state = Sequence(cfg).run()
     assert state["metric"] == "test/chrf" and state["status"] == "finished"
     R = [[c and c["value"] for c in row] for row in state["matrix"]]
     assert R[0][0] is not None and R[1][1] is not None and R[1][0] == R[0][0] and R[0][1] is None
     assert all(c is not None and c["n"] == 6 for c in state["zero_shot"])
+    stage0 = json.loads((seq_root / "mt" / "stages" / "0-ja" / "run.json").read_text())
+    assert "zeroshot/chrf" not in stage0["metrics"] and "test/chrf" not in stage0["metrics"]  # the sequence scores it
+
+    # Sequential fine-tuning on the same plan: it shares the base model's zero-shot scores (and the first stage:
+    # the same LoRA run), and its stage-0 model answers stage 1's test, so the report has forward transfer.
+    seq_cfg = compose(["sequence=translation_locales", "strategy=sequential", "seed=3", f"share_from={seq_root / 'mt'}"],
+                      "continual", out_dir=seq_root / "mt-seq")
+    with open_dict(seq_cfg):
+        seq_cfg.sequence = cfg.sequence
+    seq = Sequence(seq_cfg).run()
+    assert {"evals/zero-shot-on-0", "evals/zero-shot-on-1", "stages/0-ja", "evals/after-0-on-0"} == set(seq["shared"])
+    from localize.report.continual import summarize_sequences
+
+    row = summarize_sequences(str(seq_root / "mt-seq")).iloc[0]
+    Rs = [[c and c["value"] for c in r] for r in seq["matrix"]]
+    assert row.fwt == pytest.approx(Rs[0][1] - seq["zero_shot"][1]["value"]) == pytest.approx(seq["metrics"]["fwt"])
+    assert row.fwt_low <= row.fwt <= row.fwt_high
 
 
 def test_named_types_are_the_label_set_even_where_a_stage_share_lacks_one(tmp_path):

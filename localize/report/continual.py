@@ -9,6 +9,8 @@ cell of its matrix. Per strategy:
 * **BWT** (backward transfer; negative = forgetting): ``R[T-1][j] - R[j][j]`` averaged over earlier
   stages and seeds, with its interval and p-value from the same bootstrap, paired (the same test
   examples before and after share each draw);
+* **FWT** (forward transfer): ``R[j-1][j] - Z[j]`` over the later stages, Z the base model's zero-shot score
+  on stage j's test, the same paired bootstrap (n/a where an earlier model cannot answer a later stage);
 * **vs the reference strategy** (default ``sequential``): the earlier stages' scores after the last
   stage, paired on the same test examples and seeds — does the strategy keep more than the reference?
 * costs: training seconds per sequence, storage kept to serve every stage, models kept.
@@ -24,8 +26,8 @@ import pandas as pd
 from localize.report.records import CONTINUAL_RECORD as SEQUENCE_RECORD, fmt
 DEFAULT_REFERENCE = "sequential"
 COLUMNS = ["sequence", "strategy", "seeds", "metric", "final", "final_low", "final_high", "learned", "bwt", "bwt_low",
-           "bwt_high", "bwt_p", "forgetting_cut", "reference", "kept_diff", "kept_low", "kept_high", "kept_p", "kept_seeds",
-           "train_s", "stored_mb", "models_kept", "matrix", "dirs"]
+           "bwt_high", "bwt_p", "fwt", "fwt_low", "fwt_high", "fwt_p", "forgetting_cut", "reference", "kept_diff", "kept_low", "kept_high", "kept_p", "kept_seeds",
+           "train_s", "stored_mb", "models_kept", "matrix", "zero_shot", "dirs"]
 
 
 def find_sequences(folder: str) -> list[str]:
@@ -45,11 +47,13 @@ def _read(path: str) -> dict[str, Any]:
 
 
 def _cells(seq_dir: str, T: int) -> dict[tuple[int, int], Any]:
-    """Each recorded cell's test predictions, ``(i, j)`` -> predictions (None where not measured), read once."""
+    """Each recorded cell's test predictions, ``(i, j)`` -> predictions (None where not measured), read once;
+    row -1 is the base model's (zero-shot)."""
     from localize.tracking.intervals import run_predictions
 
-    return {(i, j): run_predictions(os.path.join(seq_dir, "evals", f"after-{i}-on-{j}"))
-            for i in range(T) for j in range(T)}
+    cells = {(i, j): run_predictions(os.path.join(seq_dir, "evals", f"after-{i}-on-{j}"))
+             for i in range(T) for j in range(T)}
+    return cells | {(-1, j): run_predictions(os.path.join(seq_dir, "evals", f"zero-shot-on-{j}")) for j in range(T)}
 
 
 def summarize_sequences(folder: str, reference: str = DEFAULT_REFERENCE) -> pd.DataFrame:
@@ -72,8 +76,10 @@ def summarize_sequences(folder: str, reference: str = DEFAULT_REFERENCE) -> pd.D
         own = [[(c[j, j], 1 / T) for j in range(T)] for c in cells]
         back = [[t for j in range(T - 1) for t in ((c[T - 1, j], 1 / (T - 1)), (c[j, j], -1 / (T - 1)))]
                 for c in cells]
-        ci, lci, bwt = (stage_mean_interval(g, metric) if all(p is not None for x in g for p, _ in x) else {}
-                        for g in (final, own, back))
+        fwd = [[t for j in range(1, T) for t in ((c[j - 1, j], 1 / (T - 1)), (c[-1, j], -1 / (T - 1)))]
+               for c in cells]
+        ci, lci, bwt, fwt = (stage_mean_interval(g, metric) if all(p is not None for x in g for p, _ in x) else {}
+                             for g in (final, own, back, fwd))
         # Earlier stages after the last one, per seed: what the reference comparison pairs.
         last_by_seed = {s["seed"]: [c[T - 1, j] for j in range(T - 1) if c[T - 1, j] is not None and
                                     c[j, j] is not None] for (_, s), c in zip(seqs, cells)}
@@ -84,6 +90,11 @@ def summarize_sequences(folder: str, reference: str = DEFAULT_REFERENCE) -> pd.D
                      "metric": metric, "final": ci.get("estimate"), "final_low": ci.get("low"),
                      "final_high": ci.get("high"), "learned": lci.get("estimate"), "bwt": bwt.get("estimate"),
                      "bwt_low": bwt.get("low"), "bwt_high": bwt.get("high"), "bwt_p": bwt.get("p_value"),
+                     "fwt": fwt.get("estimate"), "fwt_low": fwt.get("low"), "fwt_high": fwt.get("high"),
+                     "fwt_p": fwt.get("p_value"),
+                     "zero_shot": [sum(z["value"] for z in zs) / len(zs) if (zs := [s["zero_shot"][j] for _, s in seqs
+                                   if (s.get("zero_shot") or [None] * T)[j]]) and len(zs) == len(seqs) else None
+                                   for j in range(T)],
                      "train_s": sum(c.get("train_s", 0) for c in cost) / len(cost),
                      "stored_mb": sum(c.get("stored_mb", 0) for c in cost) / len(cost),
                      "models_kept": cost[0].get("models_kept"), "matrix": matrix,
@@ -122,27 +133,30 @@ def to_markdown(df: pd.DataFrame) -> str:
         return ""
     lines = ["", "## Continual sequences", "",
              "| sequence | strategy | seeds | final average [95% CI] | learned (R[j][j]) | BWT [95% CI] (p) | "
-             "forgetting cut vs reference | earlier stages vs reference [95% CI] (p) | train s | stored MB | models |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "FWT [95% CI] (p) | forgetting cut vs reference | earlier stages vs reference [95% CI] (p) | train s | "
+             "stored MB | models |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in df.itertuples():
         vs = (f"{r.kept_diff:+.4f} [{fmt(r.kept_low)}, {fmt(r.kept_high)}] (p = {r.kept_p:.3f}; seeds "
               f"{' '.join(map(str, r.kept_seeds))})"
               if r.kept_diff is not None and r.kept_diff == r.kept_diff else "n/a")
         cut = f"{100 * r.forgetting_cut:.0f}%" if r.forgetting_cut is not None and r.forgetting_cut == r.forgetting_cut \
             else "n/a"
-        bwt = (f"{r.bwt:+.4f} [{fmt(r.bwt_low)}, {fmt(r.bwt_high)}] (p = {r.bwt_p:.3f})"
-               if r.bwt is not None and r.bwt == r.bwt else "n/a")
+        bwt, fwt = (f"{v:+.4f} [{fmt(lo)}, {fmt(hi)}] (p = {p:.3f})" if v is not None and v == v else "n/a"
+                    for v, lo, hi, p in ((r.bwt, r.bwt_low, r.bwt_high, r.bwt_p), (r.fwt, r.fwt_low, r.fwt_high, r.fwt_p)))
         lines.append(f"| {r.sequence} | {r.strategy} | {' '.join(map(str, r.seeds))} | {fmt(r.final)} "
-                     f"[{fmt(r.final_low)}, {fmt(r.final_high)}] | {fmt(r.learned)} | {bwt} | {cut} | {vs} | "
+                     f"[{fmt(r.final_low)}, {fmt(r.final_high)}] | {fmt(r.learned)} | {bwt} | {fwt} | {cut} | {vs} | "
                      f"{fmt(r.train_s, 0)} | {fmt(r.stored_mb, 1)} | {r.models_kept} |")
     lines += ["", "Matrices (mean over seeds; row: after training stage i, column: stage j's test; n/a: not "
                   "measured, e.g. a later stage's new labels the model has no output for):", ""]
     for r in df.itertuples():
         cells = " / ".join("[" + ", ".join(fmt(v) for v in row) + "]" for row in r.matrix)
-        lines.append(f"- {r.sequence} / {r.strategy}: {cells}")
+        zero = ", ".join(fmt(v) for v in r.zero_shot or [])
+        lines.append(f"- {r.sequence} / {r.strategy}: {cells} (zero-shot: [{zero}])")
     lines += ["", "Final average: the last stage's model on every stage's test set; its 95% interval is a bootstrap "
                   "over test examples and seeds (the stages are fixed, not resampled). BWT: R[T-1][j] - R[j][j] over "
-                  "earlier stages (negative = forgetting), the same bootstrap paired on the same test examples. Forgetting cut: 1 - |BWT| / "
+                  "earlier stages (negative = forgetting), the same bootstrap paired on the same test examples. FWT: R[j-1][j] - "
+                  "the base model's zero-shot score on stage j, over later stages, the same bootstrap. Forgetting cut: 1 - |BWT| / "
                   "|BWT of the reference|. Earlier stages vs reference: their scores after the last stage, the "
                   "strategy minus the reference, paired on the same examples and seeds."]
     return "\n".join(lines) + "\n"

@@ -88,3 +88,5 @@ def test_opt_ins_table_gives_each_row_its_ratio_to_its_reference():
     assert "| 1.25× frozen_emb |" in lines["compile"] and "| 0.80× frozen_emb |" in lines["ddp_2_ranks"]
     assert "| 2 × 1 |" in lines["ddp_2_ranks"] and "30.0 / 12.5" in lines["compile"]
     assert "| failed |" in lines["full"] and "×" not in lines["full_sparse_embeddings"].split(" | ")[6]  # no ratio to a failed row
+    mt = opt.table([row("translation_lora", 40) | {"generated_per_s": 12.34}]).splitlines()[2]
+    assert mt.split(" | ")[7] == "12.3"

@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from localize.tracking.record import read_record
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE = ["+locale=ja", "logger=none", "seed=1"]
 NER = ["task=ner", "test=false"]
@@ -47,11 +49,10 @@ def run(name: str, overrides: list[str], epochs: int, out: str) -> dict:
     with open(run_dir + ".log", "w") as log:
         rc = subprocess.call(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - start
-    path = os.path.join(run_dir, "run.json")
-    if rc != 0 or not os.path.isfile(path):
+    rec = read_record(run_dir)
+    if rc != 0 or rec is None:
         print(f"[opt_ins] {name} failed (rc {rc}): see {run_dir}.log", file=sys.stderr)
         return {"name": name, "failed": True, "wall_s": wall}
-    rec = json.load(open(path))
     perf, machine = rec.get("perf") or {}, rec.get("machine") or {}
     world = int(machine.get("world_size") or 1)
     # Each rank counts the tokens of its own shard; rank 0's count times the ranks is the job's.
@@ -100,7 +101,8 @@ def main() -> None:
     path = os.path.join(ROOT, "benchmarks", "results", f"opt_ins-{stamp[:10]}.md")
     with open(path, "w") as f:
         f.write(text)
-    json.dump(rows, open(os.path.join(out, "rows.json"), "w"), indent=2)
+    with open(os.path.join(out, "rows.json"), "w") as f:
+        json.dump(rows, f, indent=2)
     print(text + f"\n[opt_ins] {path}")
 
 

@@ -149,12 +149,7 @@ class LocalizeLitModule(pl.LightningModule):
         wd = self.optimizer_factory.keywords.get("weight_decay", 0.0)
         params = param_groups(self.model, lr, self.hparams.head_lr, wd)
         if self.hparams.sparse_embeddings:
-            emb = self.model.get_input_embeddings().weight
-            for g in params:
-                g["params"] = [p for p in g["params"] if p is not emb]
-            params = [g for g in params if g["params"]] + [{"params": [emb], "name": "embeddings_sparse", "lr": lr,
-                                                            "sparse": True}]
-            optimizer = with_sparse_rows(self.optimizer_factory, params, lr)
+            optimizer = with_sparse_rows(self.optimizer_factory, params, lr, self.model.get_input_embeddings().weight)
         else:
             optimizer = self.optimizer_factory(params=params, lr=lr)
         ratio = self.hparams.head_warmup_ratio

@@ -59,12 +59,12 @@ class DenseAndSparse(torch.optim.Optimizer):
 
 
 def with_sparse_rows(dense_factory: Callable[..., torch.optim.Optimizer], groups: list[dict[str, Any]],
-                     lr: float) -> DenseAndSparse:
-    """``groups`` split by gradient kind: the embedding (``sparse: True`` in its group) to SparseAdam, the rest
-    to ``dense_factory`` (the configured optimizer)."""
-    dense = [g for g in groups if not g.get("sparse")]
-    sparse = [{k: v for k, v in g.items() if k not in ("sparse", "weight_decay")} for g in groups if g.get("sparse")]
-    return DenseAndSparse(dense_factory(params=dense, lr=lr), torch.optim.SparseAdam(sparse, lr=lr))
+                     lr: float, sparse: torch.nn.Parameter) -> DenseAndSparse:
+    """``sparse`` (the word embedding) taken out of ``groups`` to SparseAdam in its own group
+    (``embeddings_sparse``); the rest of ``groups`` to ``dense_factory`` (the configured optimizer)."""
+    dense = [g | {"params": ps} for g in groups if (ps := [p for p in g["params"] if p is not sparse])]
+    return DenseAndSparse(dense_factory(params=dense, lr=lr),
+                          torch.optim.SparseAdam([{"params": [sparse], "name": "embeddings_sparse", "lr": lr}], lr=lr))
 
 
 @torch.no_grad()

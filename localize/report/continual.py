@@ -56,6 +56,11 @@ def _cells(seq_dir: str, T: int) -> dict[tuple[int, int], Any]:
     return cells | {(-1, j): run_predictions(os.path.join(seq_dir, "evals", f"zero-shot-on-{j}")) for j in range(T)}
 
 
+def _seed_mean(cells: list[dict | None]) -> float | None:
+    """The mean value of one cell over seeds; None unless every seed measured it."""
+    return sum(c["value"] for c in cells) / len(cells) if cells and all(cells) else None
+
+
 def summarize_sequences(folder: str, reference: str = DEFAULT_REFERENCE) -> pd.DataFrame:
     """One row per (sequence, strategy) of the finished sequences under ``folder`` (columns: ``COLUMNS``)."""
     from localize.tracking.intervals import stage_mean_interval
@@ -83,8 +88,7 @@ def summarize_sequences(folder: str, reference: str = DEFAULT_REFERENCE) -> pd.D
         # Earlier stages after the last one, per seed: what the reference comparison pairs.
         last_by_seed = {s["seed"]: [c[T - 1, j] for j in range(T - 1) if c[T - 1, j] is not None and
                                     c[j, j] is not None] for (_, s), c in zip(seqs, cells)}
-        matrix = [[sum(c["value"] for c in cells) / len(cells) if (cells := [s["matrix"][i][j] for _, s in seqs
-                   if s["matrix"][i][j]]) and len(cells) == len(seqs) else None for j in range(T)] for i in range(T)]
+        matrix = [[_seed_mean([s["matrix"][i][j] for _, s in seqs]) for j in range(T)] for i in range(T)]
         cost = [s.get("cost") or {} for _, s in seqs]
         rows.append({"sequence": sequence, "strategy": strategy, "seeds": [s["seed"] for _, s in seqs],
                      "metric": metric, "final": ci.get("estimate"), "final_low": ci.get("low"),
@@ -92,8 +96,7 @@ def summarize_sequences(folder: str, reference: str = DEFAULT_REFERENCE) -> pd.D
                      "bwt_low": bwt.get("low"), "bwt_high": bwt.get("high"), "bwt_p": bwt.get("p_value"),
                      "fwt": fwt.get("estimate"), "fwt_low": fwt.get("low"), "fwt_high": fwt.get("high"),
                      "fwt_p": fwt.get("p_value"),
-                     "zero_shot": [sum(z["value"] for z in zs) / len(zs) if (zs := [s["zero_shot"][j] for _, s in seqs
-                                   if (s.get("zero_shot") or [None] * T)[j]]) and len(zs) == len(seqs) else None
+                     "zero_shot": [_seed_mean([(s.get("zero_shot") or [None] * T)[j] for _, s in seqs])
                                    for j in range(T)],
                      "train_s": sum(c.get("train_s", 0) for c in cost) / len(cost),
                      "stored_mb": sum(c.get("stored_mb", 0) for c in cost) / len(cost),

@@ -86,7 +86,7 @@ def optimizer_and_schedule(cfg, model, steps: int):
     from localize.models.module import param_groups
 
     groups = param_groups(model, cfg.adapter.lr, cfg.adapter.head_lr, cfg.module.optimizer.weight_decay)
-    opt = torch.optim.AdamW(groups)
+    opt = torch.optim.AdamW(groups, fused=cfg.module.optimizer.get("fused"))  # localize's AdamW kernel, in every system
     return opt, get_linear_schedule_with_warmup(opt, int(cfg.module.warmup_ratio * steps), steps)
 
 

@@ -34,7 +34,7 @@ ROWS = {
     "compile": (NER + ["module.compile=true"], "frozen_emb"),
     "ddp_2_ranks": (NER + ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"], "frozen_emb"),
     "full": (NER + ["adapter=full"], None),
-    "full_fused_adamw": (NER + ["adapter=full", "+module.optimizer.fused=true"], "full"),
+    "full_forloop_adamw": (NER + ["adapter=full", "module.optimizer.fused=null"], "full"),  # torch's CPU default
     "full_sparse_embeddings": (NER + ["adapter=full", "module.sparse_embeddings=true"], "full"),
     "translation_lora": (MT, None),
 }

@@ -31,3 +31,18 @@ def test_the_default_optimizer_is_fused_and_updates_as_torchs_default(tmp_path):
     assert len(moved) > len(a) // 2  # the steps trained the model, embeddings included
     for n in a:
         torch.testing.assert_close(a[n], b[n], rtol=1e-4, atol=1e-6, msg=n)
+
+
+def test_bf16_mixed_with_clipping_takes_the_foreach_kernel_and_trains(tmp_path):
+    """Lightning's mixed-precision plugin refuses gradient clipping with a fused optimizer; the module asks for
+    the foreach kernel there instead of failing the run."""
+    cfg = compose_cfg(FAST + NER + ["adapter=lora", "trainer.precision=bf16-mixed", "seed=3"], tmp_path)
+    dm = build(cfg.data)
+    dm.setup("fit")
+    module = build(cfg.module, label_names=dm.label_names)
+    pl.Trainer(max_steps=2, accelerator="cpu", precision="bf16-mixed", logger=False, enable_checkpointing=False,
+               gradient_clip_val=0.5, limit_val_batches=0, enable_progress_bar=False,
+               enable_model_summary=False).fit(module, datamodule=dm)
+    opt = module.trainer.optimizers[0]
+    assert opt.defaults["fused"] is False and opt.defaults["foreach"] is True
+    assert module.trainer.global_step == 2

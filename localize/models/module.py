@@ -16,7 +16,7 @@ from torch import nn
 
 from localize.models.adapt import apply_adapter
 from localize.models.backbones import count_parameters
-from localize.models.optim import clip_grad_norm_with_sparse, with_sparse_rows
+from localize.models.optim import clip_grad_norm_with_sparse, lightning_kernel, with_sparse_rows
 from localize.tracking.intervals import TestPredictions
 from localize.tracking.status import count_labels
 
@@ -148,10 +148,11 @@ class LocalizeLitModule(pl.LightningModule):
             raise ValueError("no learning rate: this module was built without lr=... (set adapter.lr)")
         wd = self.optimizer_factory.keywords.get("weight_decay", 0.0)
         params = param_groups(self.model, lr, self.hparams.head_lr, wd)
+        factory = lightning_kernel(self.optimizer_factory, self.trainer)
         if self.hparams.sparse_embeddings:
-            optimizer = with_sparse_rows(self.optimizer_factory, params, lr, self.model.get_input_embeddings().weight)
+            optimizer = with_sparse_rows(factory, params, lr, self.model.get_input_embeddings().weight)
         else:
-            optimizer = self.optimizer_factory(params=params, lr=lr)
+            optimizer = factory(params=params, lr=lr)
         ratio = self.hparams.head_warmup_ratio
         self._head_only_steps = int(ratio * self.trainer.estimated_stepping_batches) if ratio else 0
         if self._head_only_steps and not any(g["name"].startswith("head") for g in params):

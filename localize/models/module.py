@@ -148,7 +148,7 @@ class LocalizeLitModule(pl.LightningModule):
             raise ValueError("no learning rate: this module was built without lr=... (set adapter.lr)")
         wd = self.optimizer_factory.keywords.get("weight_decay", 0.0)
         params = param_groups(self.model, lr, self.hparams.head_lr, wd)
-        factory = lightning_kernel(self.optimizer_factory, self.trainer)
+        factory = lightning_kernel(self.optimizer_factory, self._trainer)  # _trainer: None when not attached
         if self.hparams.sparse_embeddings:
             optimizer = with_sparse_rows(factory, params, lr, self.model.get_input_embeddings().weight)
         else:

@@ -96,11 +96,12 @@ def clip_grad_norm_with_sparse(parameters: list[torch.nn.Parameter], max_norm: f
 def lightning_kernel(factory: Callable[..., torch.optim.Optimizer], trainer: Any) -> Callable[..., torch.optim.Optimizer]:
     """``factory`` as configured, except a fused AdamW becomes the foreach kernel where Lightning refuses it: its
     mixed-precision plugin (bf16-mixed, 16-mixed) raises on gradient clipping with any optimizer that unscales
-    gradients itself, even under bf16, which has no grad scaler. Both kernels compute the same update."""
+    gradients itself, even under bf16, which has no grad scaler. Both kernels compute the same update.
+    ``trainer`` None (a module outside fit, e.g. building its optimizer to inspect the groups): as configured."""
     from pytorch_lightning.plugins.precision import MixedPrecision
 
     keywords = getattr(factory, "keywords", {})
-    if keywords.get("fused") and trainer.gradient_clip_val and isinstance(trainer.precision_plugin, MixedPrecision):
+    if trainer is not None and keywords.get("fused") and trainer.gradient_clip_val and isinstance(trainer.precision_plugin, MixedPrecision):
         log.info("module.optimizer.fused=true with gradient clipping under %s: the foreach AdamW kernel instead "
                  "(Lightning's mixed-precision plugin refuses clipping with a fused optimizer)", trainer.precision)
         return functools.partial(factory, fused=False, foreach=True)

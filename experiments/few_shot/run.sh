@@ -25,7 +25,7 @@ N_TRIALS=${N_TRIALS:-4}
 TUNE_K=${TUNE_K:-32}
 STEPS=${STEPS:-200}
 EVAL=${EVAL:-300}
-ICL_K=${ICL_K:-0,3,12,24}
+ICL_K=${ICL_K-0,3,12,24}  # ICL_K= (empty): no in-context runs
 ICL_POOL=${ICL_POOL:-8}
 DEMO_CHARS=${DEMO_CHARS:-48}
 OUT=${OUT:-logs/experiments/few_shot}
@@ -47,10 +47,14 @@ for m in ${METHODS//,/ }; do
   d=$($PY -m localize.train "${COMMON[@]}" adapter="$m" --cfg job -p adapter.lr | tail -1)
   range=$($PY -c "d = float('$d'); print(f'{d / 5:.3g}, {d * 5:.3g}')")
   echo "== $m: default lr $d, search lr in [$range] at K=$TUNE_K"
-  $PY -m localize.train -m hparams_search=lr_budget "${COMMON[@]}" "${FT_MODEL[@]}" "${FT[@]}" adapter="$m" seed=1 \
-    "$(per_label "$TUNE_K")" "adapter.lr=tag(log, interval($range))" hydra.sweeper.n_trials="$N_TRIALS" \
-    paths.log_dir="$OUT/search/$m" "tags=[few_shot,search]"
-  search=$(ls -d "$OUT/search/$m"/multiruns/* | tail -1)
+  # A finished search is reused, so a curve cut off later resumes without searching again (rm -r it to redo).
+  search=$(ls -d "$OUT/search/$m"/multiruns/* 2>/dev/null | tail -1 || true)
+  if [[ ! -f "$search/optimization_results.yaml" ]]; then
+    $PY -m localize.train -m hparams_search=lr_budget "${COMMON[@]}" "${FT_MODEL[@]}" "${FT[@]}" adapter="$m" seed=1 \
+      "$(per_label "$TUNE_K")" "adapter.lr=tag(log, interval($range))" hydra.sweeper.n_trials="$N_TRIALS" \
+      paths.log_dir="$OUT/search/$m" "tags=[few_shot,search]"
+    search=$(ls -d "$OUT/search/$m"/multiruns/* | tail -1)
+  fi
   $PY experiments/lora_search/trials.py "$search" > "$RESULTS/trials/$m.md"
   lr=$($PY -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['best_params']['adapter.lr'])" \
     "$search/optimization_results.yaml")

@@ -16,7 +16,7 @@ from torch import nn
 
 from localize.models.adapt import apply_adapter
 from localize.models.backbones import count_parameters
-from localize.models.optim import clip_grad_norm_with_sparse, lightning_kernel, with_sparse_rows
+from localize.models.optim import clip_grad_norm_with_sparse, clip_without_scaler, lightning_kernel, with_sparse_rows
 from localize.tracking.intervals import TestPredictions
 from localize.tracking.status import count_labels
 
@@ -169,6 +169,9 @@ class LocalizeLitModule(pl.LightningModule):
     def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
                                     gradient_clip_algorithm: str | None = None) -> None:
         if not (self.hparams.sparse_embeddings and gradient_clip_val):
+            if gradient_clip_val and clip_without_scaler(self.trainer.precision_plugin, optimizer,
+                                                         gradient_clip_val, gradient_clip_algorithm):
+                return  # bf16-mixed: clipped as in fp32, so the fused AdamW kernel is allowed
             return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
         if gradient_clip_algorithm not in (None, "norm"):
             raise ValueError(f"trainer.gradient_clip_algorithm={gradient_clip_algorithm} with module.sparse_embeddings"

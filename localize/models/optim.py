@@ -94,15 +94,27 @@ def clip_grad_norm_with_sparse(parameters: list[torch.nn.Parameter], max_norm: f
 
 
 def lightning_kernel(factory: Callable[..., torch.optim.Optimizer], trainer: Any) -> Callable[..., torch.optim.Optimizer]:
-    """``factory`` as configured, except a fused AdamW becomes the foreach kernel where Lightning refuses it: its
-    mixed-precision plugin (bf16-mixed, 16-mixed) raises on gradient clipping with any optimizer that unscales
-    gradients itself, even under bf16, which has no grad scaler. Both kernels compute the same update.
-    ``trainer`` None (a module outside fit, e.g. building its optimizer to inspect the groups): as configured."""
-    from pytorch_lightning.plugins.precision import MixedPrecision
-
+    """``factory`` as configured, except a fused AdamW becomes the foreach kernel under a grad scaler with
+    gradient clipping (16-mixed): the fused step unscales the gradients inside, so clipping before it would see
+    scaled ones. Both kernels compute the same update. bf16-mixed has no scaler and keeps fused
+    (:func:`clip_without_scaler`). ``trainer`` None (a module outside fit): as configured."""
     keywords = getattr(factory, "keywords", {})
-    if trainer is not None and keywords.get("fused") and trainer.gradient_clip_val and isinstance(trainer.precision_plugin, MixedPrecision):
-        log.info("module.optimizer.fused=true with gradient clipping under %s: the foreach AdamW kernel instead "
-                 "(Lightning's mixed-precision plugin refuses clipping with a fused optimizer)", trainer.precision)
+    if (trainer is not None and keywords.get("fused") and trainer.gradient_clip_val
+            and getattr(trainer.precision_plugin, "scaler", None) is not None):
+        log.info("module.optimizer.fused=true with gradient clipping under %s's grad scaler: the foreach AdamW "
+                 "kernel instead (the fused step unscales inside, after clipping would run)", trainer.precision)
         return functools.partial(factory, fused=False, foreach=True)
     return factory
+
+
+def clip_without_scaler(plugin: Any, optimizer: torch.optim.Optimizer, clip_val: float, algorithm: str | None) -> bool:
+    """Clip as fp32 does where a mixed-precision plugin has no grad scaler (bf16-mixed): Lightning's plugin refuses
+    to clip a fused optimizer's gradients for fear they are still scaled, which without a scaler they never are.
+    False where this does not apply (no such plugin, or a scaler): the caller clips as usual."""
+    from pytorch_lightning.plugins.precision import MixedPrecision, Precision
+    from pytorch_lightning.utilities import GradClipAlgorithmType
+
+    if not (isinstance(plugin, MixedPrecision) and plugin.scaler is None):
+        return False
+    Precision.clip_gradients(plugin, optimizer, clip_val, GradClipAlgorithmType(algorithm or "norm"))
+    return True

@@ -31,6 +31,10 @@ MT = ["task=translation", "adapter=lora", "data.max_train_examples=160", "data.m
 # name: (overrides, the row it is compared with)
 ROWS = {
     "frozen_emb": (NER, None),
+    # The kernels and the precision of the default recipe (auto: bf16-mixed where the CPU has native bf16).
+    "frozen_emb_foreach_adamw": (NER + ["module.optimizer.fused=false", "+module.optimizer.foreach=true"], "frozen_emb"),
+    "frozen_emb_forloop_adamw": (NER + ["module.optimizer.fused=null"], "frozen_emb"),
+    "frozen_emb_fp32": (NER + ["trainer.precision=32-true"], "frozen_emb"),
     "compile": (NER + ["module.compile=true"], "frozen_emb"),
     "ddp_2_ranks": (NER + ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"], "frozen_emb"),
     "full": (NER + ["adapter=full"], None),
@@ -40,8 +44,8 @@ ROWS = {
 }
 
 
-def run(name: str, overrides: list[str], epochs: int, out: str) -> dict:
-    run_dir = os.path.join(out, name)
+def run(name: str, overrides: list[str], epochs: int, out: str, repeat: int | None = None) -> dict:
+    run_dir = os.path.join(out, name if repeat is None else f"{name}-r{repeat}")
     own = any(o.startswith("trainer.max_epochs=") for o in overrides)  # a row may fix its own budget
     cmd = [sys.executable, "-m", "localize.train", *BASE, *([] if own else [f"trainer.max_epochs={epochs}"]), *overrides,
            f"hydra.run.dir={run_dir}"]
@@ -62,6 +66,14 @@ def run(name: str, overrides: list[str], epochs: int, out: str) -> dict:
             "generated_per_s": ((rec.get("results") or {}).get("generation_speed") or {}).get("new_tokens_per_s")}
 
 
+def median_row(runs: list[dict]) -> dict:
+    """One row's interleaved repeats as its median run (by tokens/s), with every repeat's tokens/s beside it."""
+    done = sorted((r for r in runs if not r.get("failed")), key=lambda r: r["tokens_per_s"])
+    if not done:
+        return runs[0]
+    return done[(len(done) - 1) // 2] | {"repeats": [r["tokens_per_s"] for r in runs if not r.get("failed")]}
+
+
 def table(rows: list[dict]) -> str:
     by = {r["name"]: r for r in rows}
     out = ["| row | overrides | precision | ranks × threads | epoch wall s | train tokens/s (non-pad, all ranks) "
@@ -74,8 +86,9 @@ def table(rows: list[dict]) -> str:
         vs = (f"{r['tokens_per_s'] / ref['tokens_per_s']:.2f}× {ref['name']}"
               if ref and not ref.get("failed") and ref["tokens_per_s"] else "")
         epochs_s = " / ".join(f"{t:.1f}" for t in r["epoch_s"] or [])
+        spread = f" ({' / '.join(f'{t:.0f}' for t in r['repeats'])})" if len(r.get("repeats", [])) > 1 else ""
         out.append(f"| {r['name']} | `{' '.join(r['overrides']) or '(default)'}` | {r['precision']} | "
-                   f"{r['world_size']} × {r['threads']} | {epochs_s} | {r['tokens_per_s']:.0f} | {vs} | "
+                   f"{r['world_size']} × {r['threads']} | {epochs_s} | {r['tokens_per_s']:.0f}{spread} | {vs} | "
                    f"{'' if r.get('generated_per_s') is None else format(r['generated_per_s'], '.1f')} | {r['wall_s']:.0f} |")
     return "\n".join(out)
 
@@ -84,6 +97,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of {list(ROWS)}")
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="interleaved rounds (every row once per round); the table gives each row's median run")
     ap.add_argument("--out", default=None, help="run dirs (default logs/benchmarks/opt_ins/<time>)")
     args = ap.parse_args()
     names = [n for n in args.rows.split(",") if n]
@@ -93,12 +108,15 @@ def main() -> None:
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = args.out or os.path.join(ROOT, "logs", "benchmarks", "opt_ins", stamp)
     os.makedirs(out, exist_ok=True)
-    rows = [run(n, ROWS[n][0], args.epochs, out) for n in names]
+    rounds = [[run(n, ROWS[n][0], args.epochs, out, i if args.repeats > 1 else None) for n in names]
+              for i in range(args.repeats)]  # interleaved: a drift in the machine's speed hits every row alike
+    rows = [median_row([r[j] for r in rounds]) for j in range(len(names))]
     text = (f"# Opt-ins and DDP on CPU ({stamp})\n\n`python benchmarks/opt_ins.py --rows {','.join(names)} "
-            f"--epochs {args.epochs}`: the default NER recipe, {args.epochs} epochs per row, seed 1, one row at a "
-            f"time.\n\n{table(rows)}\n")
+            f"--epochs {args.epochs} --repeats {args.repeats}`: the default NER recipe, {args.epochs} epochs per row, "
+            f"seed 1, one row at a time, {args.repeats} interleaved round(s); tokens/s is the median run's, every "
+            f"round's in brackets.\n\n{table(rows)}\n")
     os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
-    path = os.path.join(ROOT, "benchmarks", "results", f"opt_ins-{stamp[:10]}.md")
+    path = os.path.join(ROOT, "benchmarks", "results", f"opt_ins-{stamp}.md")
     with open(path, "w") as f:
         f.write(text)
     with open(os.path.join(out, "rows.json"), "w") as f:

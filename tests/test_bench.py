@@ -90,3 +90,14 @@ def test_opt_ins_table_gives_each_row_its_ratio_to_its_reference():
     assert "| failed |" in lines["full"] and "×" not in lines["full_sparse_embeddings"].split(" | ")[6]  # no ratio to a failed row
     mt = opt.table([row("translation_lora", 40) | {"generated_per_s": 12.34}]).splitlines()[2]
     assert mt.split(" | ")[7] == "12.3"
+
+
+def test_opt_ins_repeats_give_the_median_run_and_every_rounds_figure():
+    spec = importlib.util.spec_from_file_location("opt_ins", ROOT / "benchmarks" / "opt_ins.py")
+    opt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(opt)
+    runs = [{"name": "frozen_emb", "overrides": [], "precision": "bf16-mixed", "world_size": 1, "threads": 2,
+             "epoch_s": [e], "tokens_per_s": t, "wall_s": 50.0} for e, t in [(10.0, 900), (12.0, 700), (11.0, 1000)]]
+    median = opt.median_row(runs + [{"name": "frozen_emb", "failed": True, "wall_s": 1.0}])
+    assert median["tokens_per_s"] == 900 and median["epoch_s"] == [10.0] and median["repeats"] == [900, 700, 1000]
+    assert "| 900 (900 / 700 / 1000) |" in opt.table([median])

@@ -22,6 +22,7 @@ K=${K:-8,32,128,all}
 SEEDS=${SEEDS:-1,2,3}
 METHODS=${METHODS-prompt_tuning,lora,full_frozen_emb}  # METHODS= (empty): in-context and the baseline only
 N_TRIALS=${N_TRIALS:-4}
+CHECK_K=${CHECK_K-128,all}  # Ks that also run each method's default lr (CHECK_K= : none)
 TUNE_K=${TUNE_K:-32}
 STEPS=${STEPS:-200}
 EVAL=${EVAL:-300}
@@ -62,6 +63,11 @@ for m in ${METHODS//,/ }; do
   for k in ${K//,/ }; do
     $PY -m localize.train -m "${COMMON[@]}" "${FT_MODEL[@]}" "${FT[@]}" adapter="$m" adapter.lr="$lr" seed="$SEEDS" \
       "$(per_label "$k")" "tags=[few_shot]"  # the training size tells the Ks apart
+  done
+  # The lr searched at TUNE_K may not carry to larger K: the default lr beside it there (its own row, default_lr).
+  for k in ${CHECK_K//,/ }; do
+    $PY -m localize.train -m "${COMMON[@]}" "${FT_MODEL[@]}" "${FT[@]}" adapter="$m" seed="$SEEDS" \
+      "$(per_label "$k")" "tags=[few_shot,default_lr]"
   done
 done
 for k in ${ICL_K//,/ }; do

@@ -46,17 +46,17 @@ def _fit_bf16(tmp_path, fused: str, clip: float | None):
     return module
 
 
-def test_bf16_mixed_with_clipping_keeps_the_fused_kernel_and_clips_as_foreach_does(tmp_path):
+def test_bf16_mixed_with_clipping_keeps_the_fused_kernel_and_clips_as_the_per_tensor_kernel_does(tmp_path):
     """Lightning's mixed-precision plugin refuses gradient clipping with a fused optimizer, for fear of scaled
     gradients; bf16-mixed has no grad scaler, so the module clips itself and keeps the fused kernel: the same
-    weights as the foreach kernel under the same clipping, and other weights than without clipping."""
+    weights as torch's per-tensor kernel (fused=false) under the same clipping, and other weights than without clipping."""
     fused = _fit_bf16(tmp_path / "a", "true", 1e-3)
     opt = fused.trainer.optimizers[0]
     assert opt.defaults["fused"] is True and fused.trainer.global_step == 3
-    foreach = _fit_bf16(tmp_path / "b", "false", 1e-3)
-    assert foreach.trainer.optimizers[0].defaults["fused"] is False
+    per_tensor = _fit_bf16(tmp_path / "b", "false", 1e-3)
+    assert per_tensor.trainer.optimizers[0].defaults["fused"] is False
     unclipped = _fit_bf16(tmp_path / "c", "true", None)
-    a, b, c = (dict(m.model.named_parameters()) for m in (fused, foreach, unclipped))
+    a, b, c = (dict(m.model.named_parameters()) for m in (fused, per_tensor, unclipped))
     trained = [n for n, p in a.items() if p.requires_grad]
     for n in trained:
         torch.testing.assert_close(a[n], b[n], rtol=1e-4, atol=1e-6, msg=n)

@@ -225,7 +225,7 @@ class TranslationLitModule(LocalizeLitModule):
             # LoRA/AdaLoRA layers switched off; prompt-learning prefixes bypassed via the base model.
             ctx, model = model.disable_adapter(), model.get_base_model()
         start = time.perf_counter()
-        with ctx:
+        with ctx, autocast_weight_cache(model):
             out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, **self.generation)
         # A decoder-only model returns prompt + continuation; an encoder-decoder the output alone.
         new = out if self.encoder_decoder else out[:, prompt_ids.shape[1]:]
@@ -328,6 +328,32 @@ class ZeroShotEvalCallback(pl.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.scores = state_dict.get("scores")
+
+
+@contextlib.contextmanager
+def autocast_weight_cache(model: torch.nn.Module) -> Iterator[None]:
+    """Under autocast, cast each fp32 weight to the autocast dtype once for the whole block, not at every use.
+
+    Autocast caches a weight's cast only for leaves that require grad, and Lightning's precision plugin turns
+    the cache off, so a frozen base model (LoRA, zero-shot) was re-cast at every decoding step: 42% of
+    Gemma-3's generation time on CPU (torch.profiler, bf16). Frozen weights are marked as requiring grad for
+    the block (under no_grad nothing records a graph) and the cache is on; the casts, hence the outputs, are
+    the same. Outside autocast this does nothing.
+    """
+    param = next(model.parameters(), None)
+    device = param.device.type if param is not None else "cpu"
+    if param is None or not torch.is_autocast_enabled(device) or torch.is_grad_enabled():
+        yield
+        return
+    frozen = [p for p in model.parameters() if not p.requires_grad and p.dtype == torch.float32]
+    for p in frozen:
+        p.requires_grad_(True)
+    try:
+        with torch.autocast(device, dtype=torch.get_autocast_dtype(device), cache_enabled=True):
+            yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(False)
 
 
 def positions(attention_mask: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,6 @@ def test_generation_under_autocast_casts_each_frozen_weight_once(tmp_path, monke
     batch = next(iter(_datamodule(cfg).val_dataloader()))
     module = instantiate(cfg.module).eval()
     trainable = {n for n, p in module.named_parameters() if p.requires_grad}
-
     frozen = [p for p in module.parameters() if not p.requires_grad]
 
     def generate():

@@ -385,4 +385,3 @@ def test_head_warmup_on_a_model_without_a_head_names_the_fix_and_the_fix_trains(
         train(mt_cfg(["adapter=lora", "module.head_warmup_ratio=0.5"]))
     record = train(mt_cfg(["adapter=lora", "module.head_warmup_ratio=0"]))
     assert record["status"] in ("finished", "degenerate")
-

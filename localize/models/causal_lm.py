@@ -341,10 +341,10 @@ def autocast_weight_cache(model: torch.nn.Module) -> Iterator[None]:
     the same. Outside autocast this does nothing.
     """
     param = next(model.parameters(), None)
-    device = param.device.type if param is not None else "cpu"
-    if param is None or not torch.is_autocast_enabled(device) or torch.is_grad_enabled():
+    if param is None or torch.is_grad_enabled() or not torch.is_autocast_enabled(param.device.type):
         yield
         return
+    device = param.device.type
     frozen = [p for p in model.parameters() if not p.requires_grad and p.dtype == torch.float32]
     for p in frozen:
         p.requires_grad_(True)
